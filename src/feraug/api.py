@@ -1,0 +1,74 @@
+"""Python API: train a translation model and translate faces, the same calls the CLI makes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from feraug.config import CycleGANConfig
+from feraug.data.classes import emotion_index
+from feraug.data.dataset import FaceDataset
+from feraug.data.load import load_dataset
+from feraug.models.cyclegan import CycleGAN
+from feraug.train.device import autocast_dtype, default_streams, resolve_device
+from feraug.train.runinfo import write_run_info
+from feraug.train.sampler import DomainSampler
+from feraug.train.seeding import INIT, derive_seed
+from feraug.train.trainer import Schedule, Trainer
+
+
+def cyclegan_domains(cfg: CycleGANConfig, data: FaceDataset | None = None) -> dict[str, FaceDataset]:
+    """The source (``a``) and target (``b``) faces of the configured training split."""
+    d = cfg.data
+    data = data if data is not None else load_dataset(d.data, size=d.size)
+    if data.splits:
+        data = data.split(d.split)
+    out = {}
+    for key, emotion in (("a", d.source), ("b", d.target)):
+        faces = data.of_class(emotion_index(emotion))
+        if d.max_per_domain is not None and len(faces) > d.max_per_domain:
+            faces = faces.subset(range(d.max_per_domain))
+        out[key] = faces
+    return out
+
+
+def build_cyclegan_trainer(
+    cfg: CycleGANConfig, run_dir: Path, *, data: FaceDataset | None = None, progress: bool = True
+) -> Trainer:
+    """Model, sampler and trainer for ``cfg`` (weights initialized from the run's seed)."""
+    t = cfg.train
+    device = resolve_device(t.device)
+    domains = cyclegan_domains(cfg, data)
+    streams = default_streams(device, cfg.optim.batch_size, t.streams)
+    if streams == 2:
+        torch.set_num_threads(1)  # each stream gets one core; see feraug.models.base.Streams
+    torch.manual_seed(derive_seed(t.seed, INIT))
+    model = CycleGAN(cfg, device, streams=streams)
+    sampler = DomainSampler({k: v.images for k, v in domains.items()}, cfg.optim.batch_size, seed=t.seed,
+                            device=device, augment=cfg.optim.augment, steps_per_epoch=t.steps_per_epoch)  # fmt: skip
+    schedule = Schedule(cfg.optim.epochs, cfg.optim.epochs_decay, sampler.steps_per_epoch)
+    return Trainer(model, sampler, schedule, run_dir, seed=t.seed, device=device,
+                   autocast_dtype=autocast_dtype(device, t.amp), ema_decay=t.ema_decay, log_every=t.log_every,
+                   checkpoint_every=t.checkpoint_every, sample_every=t.sample_every, max_loss=t.max_loss,
+                   config=cfg.model_dump(mode="json"), progress=progress)  # fmt: skip
+
+
+def train_cyclegan(
+    cfg: CycleGANConfig, run_dir: str | Path, *, resume: bool = False, data: FaceDataset | None = None,
+    progress: bool = True,
+) -> Trainer:  # fmt: skip
+    """Train (or resume) a CycleGAN run in ``run_dir``; returns the finished trainer."""
+    run_dir = Path(run_dir)
+    if not resume and (run_dir / "checkpoints" / "last.pt").exists():
+        raise FileExistsError(f"{run_dir} already holds a run; pass resume to continue it or pick another --out")
+    trainer = build_cyclegan_trainer(cfg, run_dir, data=data, progress=progress)
+    if resume:
+        trainer.resume()
+    else:
+        write_run_info(run_dir, trainer.config, cfg.train.seed, trainer.device)
+    try:
+        trainer.fit()
+    finally:
+        trainer.model.streams.close()
+    return trainer

@@ -1,0 +1,1 @@
+"""Evaluation: classification metrics, statistics, protocols and the augmentation experiment."""

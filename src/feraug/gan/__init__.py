@@ -1,0 +1,1 @@
+"""Adversarial losses, gradient penalty, image pool: the GAN-specific building blocks."""

@@ -1,0 +1,1 @@
+"""Networks: generators, discriminators/critics and expression classifiers, built by name."""

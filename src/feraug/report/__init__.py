@@ -1,0 +1,1 @@
+"""Figures and reports: image grids, plots, run summaries."""

@@ -1,0 +1,1 @@
+"""Synthesis: translate or sample faces, write synthetic sets with provenance."""

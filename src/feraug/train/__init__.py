@@ -1,0 +1,1 @@
+"""The one trainer shared by every model: loop, devices, checkpoints, resume, logs, sample grids."""

@@ -1,0 +1,52 @@
+"""What is saved beside every run's outputs: resolved config, seed, versions, git revision, command."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+import feraug
+
+
+def git_revision() -> str | None:
+    """``HEAD`` of the feraug source tree (with ``-dirty`` when modified), or None outside git."""
+    src = Path(feraug.__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=5)
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=src,
+                               capture_output=True, text=True, timeout=5).stdout.strip()  # fmt: skip
+        return rev.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def write_run_info(run_dir: Path, config: dict[str, Any], seed: int, device: torch.device) -> None:
+    """``config.yaml`` (the resolved config, reusable with ``--config``) and ``meta.json``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    meta = {
+        "seed": seed,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": sys.argv,
+        "device": str(device),
+        "git_revision": git_revision(),
+        "versions": {
+            "feraug": feraug.__version__,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+        },
+        "platform": platform.platform(),
+    }
+    (run_dir / "meta.json").write_text(json.dumps(meta, indent=2))

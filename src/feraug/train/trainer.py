@@ -1,0 +1,273 @@
+"""The one training loop every feraug GAN runs on.
+
+The model says what a step computes (:class:`feraug.models.base.GANModel`); this loop owns the
+rest: the step schedule and learning-rate decay, per-step random generators, an EMA of the
+generators, loss accounting without per-step host syncs, JSONL (+ TensorBoard) logs, a progress
+bar, sample grids, atomic checkpoints, exact resume and a guard against NaN/inf or exploding
+losses that stops before a bad state can overwrite the last good checkpoint.
+
+Run folder layout::
+
+    config.yaml  meta.json  metrics.jsonl  checkpoints/last.pt  samples/epoch_001.png  tb/
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from feraug.data.augment import to_uint8
+from feraug.models.base import GANModel, StepContext
+from feraug.report.grid import labelled_grid, save_image
+from feraug.train.checkpoint import load_checkpoint, save_checkpoint
+from feraug.train.sampler import DomainSampler
+from feraug.train.seeding import STEP, generator
+
+
+class TrainingDivergedError(FloatingPointError):
+    """A loss became NaN/inf or exceeded ``max_loss``; the message names it and the last good checkpoint."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Steps and learning-rate decay: constant for ``epochs``, then linear to 0 over ``epochs_decay``."""
+
+    epochs: int
+    epochs_decay: int
+    steps_per_epoch: int
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs + self.epochs_decay
+
+    @property
+    def total_steps(self) -> int:
+        return self.total_epochs * self.steps_per_epoch
+
+    def lr_factor(self, epoch: int) -> float:
+        """CycleGAN's linear policy: 1 for the first ``epochs``, then down to ``1/(decay+1)`` in the last."""
+        return 1.0 - max(0, epoch + 1 - self.epochs) / (self.epochs_decay + 1)
+
+
+def checkpoint_path(run_dir: Path) -> Path:
+    """Where a run keeps its latest checkpoint."""
+    return run_dir / "checkpoints" / "last.pt"
+
+
+class Trainer:
+    """Drive ``model`` over ``sampler`` for ``schedule`` steps, writing everything to ``run_dir``."""
+
+    def __init__(
+        self,
+        model: GANModel,
+        sampler: DomainSampler,
+        schedule: Schedule,
+        run_dir: Path,
+        *,
+        seed: int,
+        device: torch.device,
+        autocast_dtype: torch.dtype | None = None,
+        ema_decay: float = 0.0,
+        log_every: int = 50,
+        checkpoint_every: int = 1000,
+        sample_every: int = 1,
+        max_loss: float = 1e4,
+        config: dict[str, Any] | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.model = model
+        self.sampler = sampler
+        self.schedule = schedule
+        self.run_dir = run_dir
+        self.seed = seed
+        self.device = device
+        self.autocast_dtype = autocast_dtype
+        self.log_every = log_every
+        self.checkpoint_every = checkpoint_every
+        self.sample_every = sample_every
+        self.max_loss = max_loss
+        self.config = config or {}
+        self.progress = progress
+        self.base_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in model.optimizers.items()}
+        self.ema_decay = ema_decay
+        self.ema: dict[str, nn.Module] = {}
+        if ema_decay > 0:
+            for name in model.ema_names:
+                self.ema[name] = copy.deepcopy(model.networks[name]).requires_grad_(False)
+        self.step = 0
+        self.last_good: tuple[Path, int] | None = None
+        self._sums: dict[str, torch.Tensor] = {}
+        self._counts: dict[str, int] = {}
+        self._bad = torch.zeros((), dtype=torch.bool, device=device)
+        self._window_start = (0, time.perf_counter())
+        self._tb: Any = None
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: weights, EMA, optimizers, model extras, position."""
+        return {
+            "family": self.model.family,
+            "arch": self.model.arch(),
+            "config": self.config,
+            "step": self.step,
+            "epoch": self.step // self.schedule.steps_per_epoch,
+            "networks": {k: v.state_dict() for k, v in self.model.networks.items()},
+            "ema": {k: v.state_dict() for k, v in self.ema.items()},
+            "optimizers": {k: v.state_dict() for k, v in self.model.optimizers.items()},
+            "extra": self.model.extra_state(),
+            "rng": {"torch": torch.get_rng_state()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (checked against this model's family and architecture)."""
+        for k, v in self.model.networks.items():
+            v.load_state_dict(state["networks"][k])
+        for k, v in self.ema.items():
+            if k in state["ema"]:
+                v.load_state_dict(state["ema"][k])
+            else:  # EMA switched on at resume: start it from the current weights
+                v.load_state_dict(self.model.networks[k].state_dict())
+        for k, v in self.model.optimizers.items():
+            v.load_state_dict(state["optimizers"][k])
+        self.model.load_extra_state(state["extra"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.step = int(state["step"])
+
+    def save(self) -> Path:
+        """Check the divergence guard, then write the checkpoint atomically."""
+        self._flush_logs(force_check=True)
+        path = save_checkpoint(self.state_dict(), checkpoint_path(self.run_dir))
+        self.last_good = (path, self.step)
+        return path
+
+    def resume(self) -> None:
+        """Continue from ``run_dir``'s checkpoint; later log lines of the interrupted run are dropped."""
+        path = checkpoint_path(self.run_dir)
+        state = load_checkpoint(path, family=self.model.family, arch=self.model.arch(),
+                                map_location=str(self.device))  # fmt: skip
+        self.load_state_dict(state)
+        self.last_good = (path, self.step)
+        log = self.run_dir / "metrics.jsonl"
+        if log.exists():
+            kept = [ln for ln in log.read_text().splitlines() if ln and json.loads(ln)["step"] <= self.step]
+            log.write_text("".join(f"{ln}\n" for ln in kept))
+
+    # -- loop -----------------------------------------------------------------------------------
+
+    def fit(self) -> dict[str, Any]:
+        """Train until the schedule ends; returns the last logged losses."""
+        s = self.schedule
+        self._open_tensorboard()
+        bar = tqdm(total=s.total_steps, initial=self.step, unit="step", disable=not self.progress, dynamic_ncols=True)
+        last: dict[str, Any] = {}
+        start = self.step
+        self._window_start = (self.step, time.perf_counter())
+        try:
+            while self.step < s.total_steps:
+                epoch, index = divmod(self.step, s.steps_per_epoch)
+                if index == 0 or self.step == start:
+                    self._set_learning_rates(epoch)
+                gens = tuple(generator(self.seed, STEP, self.step, k, device=self.device) for k in range(3))
+                batch = self.sampler.batch(epoch, index, gens[2])
+                ctx = StepContext(self.step, epoch, self.step / s.total_steps, gens[:2], self.autocast_dtype)
+                losses = self.model.train_step(batch, ctx)
+                self._update_ema()
+                self._accumulate(losses)
+                self.step += 1
+                bar.update(1)
+                end_of_epoch = self.step % s.steps_per_epoch == 0
+                if self.step % self.log_every == 0 or end_of_epoch:
+                    last = self._flush_logs(force_check=False) or last
+                    shown = {k: f"{v:.3g}" for k, v in last.items() if k.startswith("D/") or "total" in k}
+                    bar.set_postfix(shown, refresh=False)
+                if self.step % self.checkpoint_every == 0 or end_of_epoch:
+                    self.save()
+                if end_of_epoch and (epoch + 1) % self.sample_every == 0:
+                    self.sample_grid(epoch + 1)
+        finally:
+            bar.close()
+            if self._tb is not None:
+                self._tb.close()
+        return last
+
+    def _set_learning_rates(self, epoch: int) -> None:
+        factor = self.schedule.lr_factor(epoch)
+        for name, opt in self.model.optimizers.items():
+            for group, base in zip(opt.param_groups, self.base_lrs[name], strict=True):
+                group["lr"] = base * factor
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        for name, ema in self.ema.items():
+            src = list(self.model.networks[name].parameters())
+            torch._foreach_lerp_(list(ema.parameters()), src, 1.0 - self.ema_decay)
+
+    def _accumulate(self, losses: dict[str, torch.Tensor]) -> None:
+        for k, v in losses.items():
+            v = v.detach()
+            self._sums[k] = self._sums[k] + v if k in self._sums else v.clone()
+            self._counts[k] = self._counts.get(k, 0) + 1
+            if k != "gamma":
+                self._bad |= ~torch.isfinite(v) | (v.abs() > self.max_loss)
+
+    def _flush_logs(self, *, force_check: bool) -> dict[str, Any]:
+        """Sync once: check the guard, write the mean losses since the last flush."""
+        if not self._sums:
+            if force_check and bool(self._bad):
+                self._diverged({})
+            return {}
+        means = {k: (v / self._counts[k]).item() for k, v in self._sums.items()}
+        if bool(self._bad):
+            self._diverged(means)
+        start_step, start_time = self._window_start
+        now = time.perf_counter()
+        steps = self.step - start_step
+        record = {"step": self.step, "epoch": self.step / self.schedule.steps_per_epoch, **means,
+                  "lr": {k: o.param_groups[0]["lr"] for k, o in self.model.optimizers.items()},
+                  "img_per_s": steps * self.sampler.batch_size / max(now - start_time, 1e-9)}  # fmt: skip
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with (self.run_dir / "metrics.jsonl").open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for k, v in means.items():
+                self._tb.add_scalar(k, v, self.step)
+            self._tb.add_scalar("img_per_s", record["img_per_s"], self.step)
+        self._sums, self._counts = {}, {}
+        self._window_start = (self.step, now)
+        return record
+
+    def _diverged(self, means: dict[str, float]) -> None:
+        culprits = {k: v for k, v in means.items() if not math.isfinite(v) or abs(v) > self.max_loss}
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in culprits.items()) or "a loss"
+        last = (f"the last good checkpoint {self.last_good[0]} (step {self.last_good[1]}) is intact"
+                if self.last_good else "no checkpoint was written yet")  # fmt: skip
+        raise TrainingDivergedError(
+            f"training diverged at or before step {self.step}: {shown} is non-finite or above max_loss="
+            f"{self.max_loss:g}; {last}. Lower the learning rates, or resume with --resume after changing them."
+        )
+
+    def _open_tensorboard(self) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # the [tensorboard] extra is not installed: JSONL only
+            return
+        self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step)
+
+    def sample_grid(self, epoch: int, n: int = 8) -> Path:
+        """The model's sample rows on a fixed set of faces, with EMA weights when kept."""
+        nets = {**self.model.networks, **self.ema}
+        rows, labels = self.model.sample_grid_rows(self.sampler.fixed(n), nets)
+        image = labelled_grid([to_uint8(r).cpu() for r in rows], labels, scale=2, label_width=110)
+        path = save_image(image, self.run_dir / "samples" / f"epoch_{epoch:03d}.png")
+        image.save(self.run_dir / "samples" / "latest.png")
+        return path

@@ -62,6 +62,7 @@ def train_cyclegan(
     run_dir = Path(run_dir)
     if not resume and (run_dir / "checkpoints" / "last.pt").exists():
         raise FileExistsError(f"{run_dir} already holds a run; pass resume to continue it or pick another --out")
+    threads = torch.get_num_threads()
     trainer = build_cyclegan_trainer(cfg, run_dir, data=data, progress=progress)
     if resume:
         trainer.resume()
@@ -71,4 +72,5 @@ def train_cyclegan(
         trainer.fit()
     finally:
         trainer.model.streams.close()
+        torch.set_num_threads(threads)
     return trainer

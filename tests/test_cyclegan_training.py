@@ -96,7 +96,7 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(
 
 def test_exploding_loss_is_caught(tmp_path: Path, faces: FaceDataset) -> None:
     cfg = config("cyclegan", "optim.epochs=1", "optim.epochs_decay=0", "train.steps_per_epoch=2", "train.max_loss=1e-3")
-    with pytest.raises(TrainingDivergedError, match="above max_loss=0.001; no checkpoint was written yet"):
+    with pytest.raises(TrainingDivergedError, match=r"above max_loss=0\.001; no checkpoint was written yet"):
         train_cyclegan(cfg, tmp_path, data=faces, progress=False)
     assert not checkpoint_path(tmp_path).exists()
 

@@ -1,0 +1,237 @@
+"""Significance tests that match how the augmentation experiment is designed.
+
+Three designs, three tests — each answers a different question, and none is a substitute for another:
+
+* :func:`paired_test` — arms trained with the same seeds on the same splits (one score per seed
+  and arm): "does the method help across training runs?" Paired t-test and Wilcoxon signed-rank
+  test on the per-seed differences.
+* :func:`corrected_resampled_ttest` — repeated k-fold cross-validation (seed 002's 3x10-fold):
+  the folds share training data, so the per-fold differences are correlated and the plain t-test
+  is far too confident; Nadeau & Bengio's correction inflates the variance accordingly.
+* :func:`paired_bootstrap` — one trained model per arm, one test set: "is the gap between these
+  two models larger than test-set sampling noise?" It says nothing about training randomness.
+
+All functions return plain JSON-serializable dicts; undefined quantities are ``None`` and
+``notes`` says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import stats
+from sklearn.metrics import accuracy_score, f1_score
+
+#: A metric for :func:`paired_bootstrap`: ``metric(y_true, y_pred) -> float``.
+Metric = Callable[[np.ndarray, np.ndarray], float]
+
+
+def _constant(d: np.ndarray) -> bool:
+    """Whether all differences are equal up to float round-off (then their variance is zero and t undefined)."""
+    return float(np.ptp(d)) <= 1e-12 * max(1.0, float(np.abs(d).max()))
+
+
+def paired_test(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
+    """Arm ``b`` vs arm ``a`` over paired runs (same seeds, same splits): paired t-test and Wilcoxon.
+
+    With differences d_i = b_i − a_i, i = 1..n (Student 1908; e.g. Demšar 2006, JMLR 7:1-30, sec. 3.1):
+
+        mean = (1/n) Σ d_i,   s = sqrt(Σ (d_i − mean)² / (n − 1)),   se = s / √n
+        t = mean / se  with  n − 1 degrees of freedom (``scipy.stats.ttest_rel``)
+        95 % CI:  mean ± t_{0.975, n−1} · se
+
+    The Wilcoxon signed-rank test (``scipy.stats.wilcoxon``, exact for small n; zero differences
+    dropped) does not assume normal differences. Its smallest attainable two-sided p-value is
+    2 / 2^m for m non-zero differences, so with m <= 5 it can never reach 0.05; ``wilcoxon_min_p``
+    reports that floor and a note flags it. When all differences are equal the t statistic is
+    undefined (zero variance): t, its p and the CI are ``None``, except when all are zero (p = 1,
+    CI [0, 0]: the arms never differed).
+
+    Returns:
+        ``{"n", "mean_a", "mean_b", "mean_diff", "std_diff", "se_diff", "t", "df", "p_ttest", "ci95",
+        "p_wilcoxon", "wilcoxon_min_p", "notes"}``; positive differences favour ``b``.
+    """
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"a and b must be 1-D and paired (same length), got shapes {x.shape} and {y.shape}")
+    n = len(x)
+    if n < 2:
+        raise ValueError(f"a paired test needs at least 2 pairs, got {n}")
+    d = y - x
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    se = sd / np.sqrt(n)
+    notes: list[str] = []
+    t: float | None
+    p_t: float | None
+    ci: list[float] | None
+    if _constant(d):
+        t = None
+        if np.all(d == 0):
+            p_t = 1.0
+            notes.append("all differences are zero: the arms gave identical scores on every pair")
+        else:
+            p_t = None
+            notes.append("all differences are equal: zero variance, t-test undefined; see the Wilcoxon p-value")
+        ci = [0.0, 0.0] if mean == 0 else None
+    else:
+        res = stats.ttest_rel(y, x)
+        t, p_t = float(res.statistic), float(res.pvalue)
+        low, high = res.confidence_interval(0.95)
+        ci = [float(low), float(high)]
+
+    nonzero = int(np.count_nonzero(d))
+    if nonzero == 0:
+        p_w, min_p = 1.0, 1.0
+    else:
+        p_w = float(stats.wilcoxon(d[d != 0]).pvalue)
+        min_p = min(1.0, 2.0 / 2.0**nonzero)
+    if min_p > 0.05:
+        notes.append(f"with {nonzero} non-zero differences the Wilcoxon test cannot reach p < 0.05 "
+                     f"(smallest possible p = {min_p:.3g})")  # fmt: skip
+
+    return {
+        "n": n, "mean_a": float(x.mean()), "mean_b": float(y.mean()), "mean_diff": mean, "std_diff": sd,
+        "se_diff": float(se), "t": t, "df": n - 1, "p_ttest": p_t, "ci95": ci,
+        "p_wilcoxon": p_w, "wilcoxon_min_p": min_p, "notes": notes,
+    }  # fmt: skip
+
+
+def corrected_resampled_ttest(diffs: Sequence[float], n_train: int, n_test: int) -> dict[str, Any]:
+    """Nadeau & Bengio's corrected resampled t-test for (repeated) k-fold cross-validation.
+
+    Reference: C. Nadeau, Y. Bengio, "Inference for the Generalization Error", Machine Learning 52,
+    239-281 (2003), eq. for the corrected resampled t; applied to r-times-repeated k-fold CV by
+    R. Bouckaert, E. Frank, "Evaluating the Replicability of Significance Tests for Comparing
+    Learning Algorithms", PAKDD 2004. With J = k·r per-fold differences d_j (b − a on fold j):
+
+        mean = (1/J) Σ d_j,   s² = Σ (d_j − mean)² / (J − 1)
+        t = mean / sqrt((1/J + n_test/n_train) · s²),   df = J − 1,   p = 2 · (1 − F_t(|t|; df))
+
+    The naive standard error sqrt(s²/J) assumes independent folds; overlapping training sets make
+    the d_j positively correlated, and the n_test/n_train term is the correction for it (for
+    10-fold CV, n_test/n_train = 1/9, which dominates 1/J = 1/30 for 3x10 folds).
+
+    Returns:
+        ``{"J", "df", "mean", "std", "t", "p", "se_corrected", "se_uncorrected", "variance_inflation",
+        "ci95", "notes"}``, where ``variance_inflation`` = (1/J + n_test/n_train) / (1/J) is how much
+        the correction widens the variance of the mean, and ``ci95`` = mean ± t_{0.975, df} · se_corrected.
+    """
+    d = np.asarray(diffs, dtype=np.float64)
+    if d.ndim != 1 or len(d) < 2:
+        raise ValueError(f"need at least 2 per-fold differences, got shape {d.shape}")
+    if n_train < 1 or n_test < 1:
+        raise ValueError(f"n_train and n_test must be positive, got {n_train} and {n_test}")
+    j = len(d)
+    mean, var = float(d.mean()), float(d.var(ddof=1))
+    factor = 1.0 / j + n_test / n_train
+    se_corrected = float(np.sqrt(factor * var))
+    se_uncorrected = float(np.sqrt(var / j))
+    df = j - 1
+    notes: list[str] = []
+    t: float | None
+    p: float | None
+    if _constant(d):
+        t, p = None, (1.0 if np.all(d == 0) else None)
+        notes.append("all differences are equal: zero variance, t undefined")
+    else:
+        t = mean / se_corrected
+        p = float(2.0 * stats.t.sf(abs(t), df))
+    half = float(stats.t.ppf(0.975, df)) * se_corrected
+    return {
+        "J": j, "df": df, "mean": mean, "std": float(np.sqrt(var)), "t": t, "p": p,
+        "se_corrected": se_corrected, "se_uncorrected": se_uncorrected, "variance_inflation": factor * j,
+        "ci95": [mean - half, mean + half], "notes": notes,
+    }  # fmt: skip
+
+
+def _macro_f1_from_counts(tp: np.ndarray, n_pred: np.ndarray, n_true: np.ndarray) -> np.ndarray:
+    """Macro-F1 per row from per-class counts ``[B, K]``: F1_k = 2·TP_k / (P_k + T_k), 0 when P_k + T_k = 0.
+
+    2·TP / (P + T) equals 2·precision·recall / (precision + recall) and is what scikit-learn's
+    ``f1_score(labels=range(K), average="macro", zero_division=0)`` averages.
+    """
+    denom = n_pred + n_true
+    f1 = np.divide(2.0 * tp, denom, out=np.zeros_like(tp, dtype=np.float64), where=denom > 0)
+    return f1.mean(axis=1)
+
+
+def paired_bootstrap(y_true: ArrayLike, pred_a: ArrayLike, pred_b: ArrayLike, metric: str | Metric = "accuracy",
+                     n_boot: int = 2000, seed: int = 0, n_classes: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """Paired bootstrap over test images of ``metric(b) − metric(a)`` (Efron & Tibshirani 1993, ch. 13, 16).
+
+    Each resample draws N test images with replacement — ``np.random.default_rng(seed).integers(0, N,
+    size=(n_boot, N))``, one row per resample — and scores *both* arms on the same draw, so the
+    image-difficulty variation shared by the arms cancels in the difference Δ* = m_b* − m_a*.
+
+        95 % CI: the 2.5th and 97.5th percentiles of Δ* (percentile method)
+        p = min(1, 2 · min(1 + #{Δ* <= 0}, 1 + #{Δ* >= 0}) / (n_boot + 1))
+
+    i.e. twice the share of resamples on the far side of zero from the observed gap (ties at zero
+    count against the difference), with the Monte Carlo "+1" (Davison & Hinkley 1997, "Bootstrap
+    Methods and their Application", ch. 4) so that a finite number of resamples never reports p = 0:
+    the smallest possible value is 2 / (n_boot + 1).
+
+    ``metric="accuracy"`` and ``"macro_f1"`` are vectorized: the multiplicity W[b, i] of image i
+    in resample b comes from one ``np.bincount``, and per-class TP, predicted and true counts are
+    ``W @ one-hot`` products; ``macro_f1`` averages over labels ``0..n_classes-1`` (default: the
+    largest label seen + 1) with ``zero_division=0``, as :func:`classification_metrics` does. A
+    callable ``metric(y_true, y_pred)`` is evaluated per resample (slow but general).
+
+    The interval covers test-set sampling noise only: two models trained once. Whether a method
+    helps across training runs is :func:`paired_test`'s question.
+
+    Returns:
+        ``{"metric", "n", "n_boot", "seed", "metric_a", "metric_b", "diff", "ci95", "se", "p"}`` with
+        ``diff`` the observed metric(b) − metric(a) on the full test set and ``se`` the bootstrap
+        standard deviation of Δ*.
+    """
+    y = np.asarray(y_true).astype(np.int64)
+    pa = np.asarray(pred_a).astype(np.int64)
+    pb = np.asarray(pred_b).astype(np.int64)
+    if not (y.shape == pa.shape == pb.shape) or y.ndim != 1 or len(y) == 0:
+        raise ValueError(f"y_true, pred_a and pred_b must be equal-length non-empty 1-D arrays, got "
+                         f"{y.shape}, {pa.shape}, {pb.shape}")  # fmt: skip
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    n = len(y)
+    k = int(max(y.max(), pa.max(), pb.max())) + 1 if n_classes is None else n_classes
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+    if callable(metric):
+        name = getattr(metric, "__name__", "metric")
+        observed = (float(metric(y, pa)), float(metric(y, pb)))
+        boot_a = np.array([metric(y[r], pa[r]) for r in idx], dtype=np.float64)
+        boot_b = np.array([metric(y[r], pb[r]) for r in idx], dtype=np.float64)
+    elif metric in ("accuracy", "macro_f1"):
+        name = metric
+        labels = list(range(k))
+        if metric == "accuracy":
+            observed = (float(accuracy_score(y, pa)), float(accuracy_score(y, pb)))
+        else:
+            observed = tuple(float(f1_score(y, p, labels=labels, average="macro", zero_division=0)) for p in (pa, pb))
+        # W[b, i] = how often image i was drawn in resample b.
+        w = np.bincount((idx + n * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n)
+        w = w.reshape(n_boot, n).astype(np.float64)
+        if metric == "accuracy":
+            boot_a, boot_b = (w @ (p == y).astype(np.float64) / n for p in (pa, pb))
+        else:
+            eye = np.eye(k)
+            n_true = w @ eye[y]
+            boot_a, boot_b = (_macro_f1_from_counts(w @ (eye[p] * (p == y)[:, None]), w @ eye[p], n_true)
+                              for p in (pa, pb))  # fmt: skip
+    else:
+        raise ValueError(f"unknown metric {metric!r}: expected 'accuracy', 'macro_f1' or a callable")
+
+    delta = boot_b - boot_a
+    low, high = np.percentile(delta, [2.5, 97.5])
+    below, above = int(np.sum(delta <= 0)), int(np.sum(delta >= 0))
+    p = min(1.0, 2.0 * min(below + 1, above + 1) / (n_boot + 1))
+    return {
+        "metric": name, "n": n, "n_boot": n_boot, "seed": seed, "metric_a": observed[0], "metric_b": observed[1],
+        "diff": observed[1] - observed[0], "ci95": [float(low), float(high)],
+        "se": float(delta.std(ddof=1)) if n_boot > 1 else None, "p": p,
+    }  # fmt: skip

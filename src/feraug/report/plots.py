@@ -1,0 +1,95 @@
+"""Report figures: confusion matrices and per-class grouped bars comparing experiment arms.
+
+Figures are built on :class:`matplotlib.figure.Figure` directly and written by its Agg canvas
+(what ``matplotlib.use("Agg")`` would select), without pyplot: pyplot keeps a global registry of
+open figures and a process-wide backend, so a library that imports it can switch an interactive
+user's backend or leak figures in long runs. A bare ``Figure`` is garbage-collected like any
+object and works headless, in threads and in notebooks alike (matplotlib's own advice for
+servers: "Embedding in a web application server").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` (format from the suffix, PNG by default) and return the path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=150, bbox_inches="tight")
+    return out
+
+
+def plot_confusion_matrix(cm: ArrayLike, classes: Sequence[str], path: str | Path, normalize: bool = True,
+                          title: str = "Confusion matrix") -> Path:  # fmt: skip
+    """Heatmap of a confusion matrix (rows: true class, columns: prediction), annotated per cell.
+
+    With ``normalize`` the colours are row percentages — each row is one class's recall profile,
+    comparable across classes as imbalanced as FER2013's (Disgust has ~1/16 of Happy's faces) —
+    and each cell shows the percentage over its raw count; otherwise colours and labels are counts.
+    """
+    counts = np.asarray(cm, dtype=np.float64)
+    k = len(classes)
+    if counts.shape != (k, k):
+        raise ValueError(f"confusion matrix must be {k}x{k} for {k} classes, got shape {counts.shape}")
+    rows = counts.sum(axis=1, keepdims=True)
+    shown = np.divide(100.0 * counts, rows, out=np.zeros_like(counts), where=rows > 0) if normalize else counts
+
+    fig = Figure(figsize=(1.0 + 0.9 * k, 0.8 + 0.8 * k))
+    ax = fig.add_subplot()
+    vmax = 100.0 if normalize else max(float(shown.max()), 1.0)
+    image = ax.imshow(shown, cmap="Blues", vmin=0.0, vmax=vmax)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="% of true class" if normalize else "images")
+    for i in range(k):
+        for j in range(k):
+            text = f"{shown[i, j]:.0f}%\n({counts[i, j]:.0f})" if normalize else f"{counts[i, j]:.0f}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                    color="white" if shown[i, j] > 0.6 * vmax else "black")  # fmt: skip
+    ax.set_xticks(range(k), classes, rotation=45, ha="right")
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_per_class_bars(values: Mapping[str, Sequence[float]], classes: Sequence[str], path: str | Path,
+                        ylabel: str, title: str,
+                        errors: Mapping[str, Sequence[float]] | None = None) -> Path:  # fmt: skip
+    """Grouped bars: one group per class, one bar per arm (e.g. baseline vs. +GAN precision or AUC).
+
+    ``values[arm][k]`` is arm's score for class k; ``errors[arm][k]`` (optional, e.g. a standard
+    deviation over seeds or a CI half-width — say which in ``ylabel``) draws symmetric error bars.
+    A ``None``/NaN value (an undefined AUC) leaves its bar out.
+    """
+    arms = list(values)
+    k = len(classes)
+    if not arms:
+        raise ValueError("values needs at least one arm")
+    series = [(f"values[{arm!r}]", values[arm]) for arm in arms]
+    series += [(f"errors[{arm!r}]", err) for arm, err in (errors or {}).items()]
+    for what, seq in series:
+        if len(seq) != k:
+            raise ValueError(f"{what} has {len(seq)} entries, expected one per class ({k})")
+
+    fig = Figure(figsize=(max(6.0, 0.35 * k * (len(arms) + 1) + 2.0), 4.0))
+    ax = fig.add_subplot()
+    width = 0.8 / len(arms)
+    x = np.arange(k)
+    for i, arm in enumerate(arms):
+        heights = np.array([np.nan if v is None else v for v in values[arm]], dtype=np.float64)
+        err = None if errors is None or arm not in errors else np.asarray(errors[arm], dtype=np.float64)
+        ax.bar(x + (i - (len(arms) - 1) / 2) * width, heights, width, yerr=err, capsize=2, label=arm)
+    ax.set_xticks(x, classes, rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

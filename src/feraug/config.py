@@ -68,6 +68,7 @@ class NetConfig(Strict):
     ndf: int = Field(64, ge=1)
     n_layers: int = Field(3, ge=1)
     norm: Norm = "instance"
+    d_norm: Norm | None = Field(None, description="discriminator norm if not `norm` (none for WGAN-GP critics)")
 
 
 class LossConfig(Strict):

@@ -47,7 +47,7 @@ class CycleGAN:
             return ResnetGenerator(1, 1, n.ngf, n.n_blocks, n.norm)
 
         def discriminator() -> PatchDiscriminator:
-            return PatchDiscriminator(1, n.ndf, n.n_layers, n.norm)
+            return PatchDiscriminator(1, n.ndf, n.n_layers, n.d_norm or n.norm)
 
         self.networks: dict[str, nn.Module] = {"G": generator(), "F": generator(), "D_A": discriminator(),
                                                "D_B": discriminator()}  # fmt: skip

@@ -49,6 +49,52 @@ def provenance_path(csv_path: Path) -> Path:
     return csv_path.with_name(f"{name}.provenance.csv")
 
 
+@dataclass(frozen=True)
+class Translator:
+    """One direction of a trained CycleGAN, ready to apply to ``uint8`` faces."""
+
+    net: ResnetGenerator
+    config: CycleGANConfig
+    source: str
+    target: str
+    weights: str
+    checkpoint: Path
+    step: int
+
+    @property
+    def direction(self) -> str:
+        return f"{self.source}->{self.target}".lower()
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """``uint8 [N,H,W]`` -> translated ``uint8 [N,H,W]``."""
+        return torch.cat([to_uint8(self.net(to_float(images[i : i + batch_size])))
+                          for i in range(0, images.shape[0], batch_size)])  # fmt: skip
+
+
+def load_translator(run: str | Path, source: str, *, use_ema: bool = True) -> Translator:
+    """The generator of ``run`` that turns ``source`` faces into the run's other emotion.
+
+    EMA weights are used when the run kept them (they are smoother than the raw generator).
+    """
+    ckpt = checkpoint_path(Path(run))
+    state = load_checkpoint(ckpt, family="cyclegan")
+    cfg = CycleGANConfig.model_validate(state["config"])
+    label = emotion_index(source)
+    if label == emotion_index(cfg.data.source):
+        name, src, tgt = "G", cfg.data.source, cfg.data.target
+    elif label == emotion_index(cfg.data.target):
+        name, src, tgt = "F", cfg.data.target, cfg.data.source
+    else:
+        raise ValueError(
+            f"run {run} translates {cfg.data.source} <-> {cfg.data.target}; cannot translate from {source!r}"
+        )
+    weights = "ema" if use_ema and name in state["ema"] else "raw"
+    net = ResnetGenerator(**state["arch"][name])
+    net.load_state_dict(state["ema" if weights == "ema" else "networks"][name])
+    return Translator(net.eval(), cfg, src, tgt, weights, ckpt, int(state["step"]))
+
+
 def translate(
     run: str | Path,
     n: int,
@@ -57,7 +103,6 @@ def translate(
     *,
     seed: int = 0,
     use_ema: bool = True,
-    batch_size: int = 64,
     data: FaceDataset | None = None,
 ) -> TranslationResult:
     """Translate ``n`` seeded training faces of emotion ``source`` with the generator of ``run``.
@@ -66,21 +111,9 @@ def translate(
     ``data`` overrides loading the run's dataset (it must be the same data the run trained on).
     """
     run = Path(run)
-    ckpt = checkpoint_path(run)
-    state = load_checkpoint(ckpt, family="cyclegan")
-    cfg = CycleGANConfig.model_validate(state["config"])
-    src_label = emotion_index(source)
-    domains = {
-        emotion_index(cfg.data.source): ("G", cfg.data.target),
-        emotion_index(cfg.data.target): ("F", cfg.data.source),
-    }
-    if src_label not in domains:
-        raise ValueError(
-            f"run {run} translates {cfg.data.source} <-> {cfg.data.target}; cannot translate from {source!r}"
-        )
-    net_name, target = domains[src_label]
-    direction = f"{cfg.data.source if net_name == 'G' else cfg.data.target}->{target}".lower()
-
+    tr = load_translator(run, source, use_ema=use_ema)
+    cfg = tr.config
+    src_label, target_label = emotion_index(tr.source), emotion_index(tr.target)
     full = data if data is not None else load_dataset(cfg.data.data, size=cfg.data.size)
     pool = full.split(cfg.data.split) if full.splits else full
     faces = pool.of_class(src_label)
@@ -89,34 +122,26 @@ def translate(
                          f"{faces.classes[src_label]} faces")  # fmt: skip
     rng = np.random.default_rng(derive_seed(seed, SELECT))
     faces = faces.subset(np.sort(rng.choice(len(faces), size=n, replace=False)))
+    fakes = tr(faces.images)
 
-    weights = "ema" if use_ema and net_name in state["ema"] else "raw"
-    net = ResnetGenerator(**state["arch"][net_name])
-    net.load_state_dict(state["ema" if weights == "ema" else "networks"][net_name])
-    net.eval()
-    with torch.no_grad():
-        fakes = torch.cat([to_uint8(net(to_float(faces.images[i : i + batch_size])))
-                           for i in range(0, n, batch_size)])  # fmt: skip
-
-    target_label = emotion_index(target)
     synthetic = FaceDataset(fakes, torch.full((n,), target_label, dtype=torch.int64),
                             np.full(n, "Training", dtype="<U11"), np.arange(n, dtype=np.int64),
-                            source=f"translate({run}, {direction})")  # fmt: skip
+                            source=f"translate({run}, {tr.direction})")  # fmt: skip
     out = Path(out)
     write_fer2013_csv(synthetic, out)
-    sha = file_sha256(ckpt)
+    sha = file_sha256(tr.checkpoint)
     prov = provenance_path(out)
     with prov.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(PROVENANCE_FIELDS)
         for i in range(n):
-            w.writerow([i, int(faces.rows[i]), src_label, target_label, direction, sha, weights, str(run),
-                        int(state["step"]), cfg.data.data])  # fmt: skip
+            w.writerow([i, int(faces.rows[i]), src_label, target_label, tr.direction, sha, tr.weights, str(run),
+                        tr.step, cfg.data.data])  # fmt: skip
     k = min(n, 16)
-    grid = labelled_grid([faces.images[:k], fakes[:k]], [f"real {source.lower()}", f"fake {target.lower()}"],
+    grid = labelled_grid([faces.images[:k], fakes[:k]], [f"real {tr.source.lower()}", f"fake {tr.target.lower()}"],
                          scale=2, label_width=100)  # fmt: skip
     grid_path = save_image(grid, out.with_name(out.name.removesuffix(".gz").removesuffix(".csv") + ".png"))
-    return TranslationResult(out, prov, grid_path, n, direction)
+    return TranslationResult(out, prov, grid_path, n, tr.direction)
 
 
 def read_provenance(path: str | Path) -> dict[str, np.ndarray]:

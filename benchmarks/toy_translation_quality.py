@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 import torch
+from feraug.evaluate.classifier import predict_proba, train_classifier
 
 from feraug.api import train_cyclegan
 from feraug.config import ClassifierConfig, CycleGANConfig, build_config, parse_override
 from feraug.data import emotion_index, make_toy_faces, render_pairs
-from feraug.evaluate.classifier import predict_proba, train_classifier
 from feraug.evaluate.image_quality import mean_abs_error, ssim
 from feraug.report.grid import labelled_grid, save_image
 from feraug.synth.translate import load_translator

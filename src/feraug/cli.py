@@ -219,18 +219,14 @@ def translate(run_dir: Path, n: int, source: str, out: Path, seed: int, no_ema: 
 
 @main.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"), show_default=True)
-@click.option("--n", default=3000, show_default=True, type=click.IntRange(7), help="Number of toy faces.")
+@click.option("--n", default=3000, show_default=True, type=click.IntRange(70), help="Number of toy faces.")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--gan-steps", default=60, show_default=True, type=click.IntRange(1), help="CycleGAN steps per epoch.")
+@click.option("--gan-epochs", default=2, show_default=True, type=click.IntRange(1),
+              help="CycleGAN epochs at constant learning rate (as many again with decay).")
 @user_errors
-def demo(out: Path, n: int, seed: int) -> None:
-    """End-to-end demo on the built-in toy faces: make the dataset, reload it, show stats and a grid."""
-    from feraug.data import dataset_stats, load_fer2013_csv, make_toy_faces, write_fer2013_csv
-    from feraug.report.grid import class_grid, save_image
+def demo(out: Path, n: int, seed: int, gan_steps: int, gan_epochs: int) -> None:
+    """End-to-end demo on the built-in toy faces: data, a tiny CycleGAN, synthetic faces with provenance."""
+    from feraug.demo import run_demo
 
-    out.mkdir(parents=True, exist_ok=True)
-    csv = write_fer2013_csv(make_toy_faces(n=n, seed=seed), out / "toy.csv.gz")
-    ds = load_fer2013_csv(csv, cache_dir=False)
-    click.echo(f"[1/2] toy faces: {len(ds):,} faces written to {csv} and read back")
-    click.echo(dataset_stats(ds).table())
-    grid = save_image(class_grid(ds, per_class=10, seed=seed, scale=2), out / "toy_grid.png")
-    click.echo(f"[2/2] sample grid: {grid}")
+    run_demo(out, n=n, seed=seed, gan_steps=gan_steps, gan_epochs=gan_epochs, echo=click.echo)

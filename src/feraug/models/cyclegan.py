@@ -11,9 +11,11 @@ Notation (seed 000): domains A (source emotion) and B (target emotion); ``G: A -
 
    ``cyc`` is the L1 cycle loss, or seed 000's weighted cycle loss with ``D_A``'s features.
    The translation and the identity term of a generator share one batched forward (instance
-   norm is per sample, so this is exact). Each stream takes its gradients with
-   ``torch.autograd.grad``; they are summed in a fixed order, so two-thread execution stays
-   bitwise deterministic.
+   norm is per sample, so this is exact). The discriminators are frozen (``requires_grad``
+   off) during this phase, as in the reference, so no work is spent on their gradients. Each
+   stream calls ``backward()``; every generator parameter then receives exactly one gradient
+   from each stream, and since floating-point addition is commutative (``g_A + g_B == g_B +
+   g_A`` bitwise), the two-thread result does not depend on which stream finishes first.
 2. Discriminator phase: ``D_B`` on real b vs. pooled fakes, ``D_A`` likewise (+ gradient
    penalty for ``wgan-gp``), again as two streams.
 """
@@ -55,10 +57,10 @@ class CycleGAN:
             init_weights(net)
             net.to(device)
         o = cfg.optim
-        self.g_params = [p for name in ("G", "F") for p in self.networks[name].parameters()]
+        g_params = [p for name in ("G", "F") for p in self.networks[name].parameters()]
         d_params = [p for name in ("D_A", "D_B") for p in self.networks[name].parameters()]
         self.optimizers: dict[str, torch.optim.Optimizer] = {
-            "G": torch.optim.Adam(self.g_params, lr=o.lr_g, betas=(o.beta1, o.beta2)),
+            "G": torch.optim.Adam(g_params, lr=o.lr_g, betas=(o.beta1, o.beta2)),
             "D": torch.optim.Adam(d_params, lr=o.lr_d, betas=(o.beta1, o.beta2)),
         }
         self.adv = AdversarialLoss(loss.gan_mode, loss.real_label)
@@ -74,8 +76,8 @@ class CycleGAN:
     def _generator_stream(
         self, src: torch.Tensor, other: torch.Tensor, forward: str, backward: str, judge: str, src_judge: str,
         gamma: float,
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, tuple[torch.Tensor, ...]]:  # fmt: skip
-        """Losses, fakes and generator gradients of one cycle direction (src -> other domain -> src)."""
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:  # fmt: skip
+        """Losses and fakes of one cycle direction (src -> other domain -> src), after its backward."""
         nets, loss = self.networks, self.cfg.loss
         n = src.shape[0]
         use_idt = loss.lambda_idt > 0
@@ -97,9 +99,9 @@ class CycleGAN:
             idt = l1(out[n:], other)
             total = total + loss.lambda_cyc * loss.lambda_idt * idt
             losses["idt"] = idt
-        grads = torch.autograd.grad(total, self.g_params)
+        total.backward()
         losses["total"] = total
-        return {k: v.detach().float() for k, v in losses.items()}, fake.detach(), grads
+        return {k: v.detach().float() for k, v in losses.items()}, fake.detach()
 
     def _discriminator_stream(
         self, real: torch.Tensor, fake: torch.Tensor, name: str, pool: str, gen: torch.Generator
@@ -113,6 +115,10 @@ class CycleGAN:
         loss.backward()
         return loss.detach().float()
 
+    def _freeze_discriminators(self, frozen: bool) -> None:
+        for name in ("D_A", "D_B"):
+            self.networks[name].requires_grad_(not frozen)
+
     def train_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         """One generator update (every ``n_critic`` steps) and one discriminator update."""
         a, b = batch["a"], batch["b"]
@@ -120,13 +126,14 @@ class CycleGAN:
         dtype = ctx.autocast_dtype
         out: dict[str, torch.Tensor] = {}
         if ctx.step % self.cfg.loss.n_critic == 0:
-            (loss_a, fake_b, grads_a), (loss_b, fake_a, grads_b) = self.streams.run(
+            self.optimizers["G"].zero_grad(set_to_none=True)
+            self._freeze_discriminators(True)
+            (loss_a, fake_b), (loss_b, fake_a) = self.streams.run(
                 lambda: self._generator_stream(a, b, "G", "F", "D_B", "D_A", gamma),
                 lambda: self._generator_stream(b, a, "F", "G", "D_A", "D_B", gamma),
                 dtype,
             )
-            for p, ga, gb in zip(self.g_params, grads_a, grads_b, strict=True):
-                p.grad = ga.add_(gb)
+            self._freeze_discriminators(False)
             self.optimizers["G"].step()
             out |= {f"G/{k}_A": v for k, v in loss_a.items()} | {f"G/{k}_B": v for k, v in loss_b.items()}
         else:

@@ -168,7 +168,13 @@ class Trainer:
         """Train until the schedule ends; returns the last logged losses."""
         s = self.schedule
         self._open_tensorboard()
-        bar = tqdm(total=s.total_steps, initial=self.step, unit="step", disable=not self.progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=s.total_steps,
+            initial=self.step,
+            unit="step",
+            disable=None if self.progress else True,
+            dynamic_ncols=True,
+        )  # None: tqdm hides itself when stderr is not a terminal
         last: dict[str, Any] = {}
         start = self.step
         self._window_start = (self.step, time.perf_counter())

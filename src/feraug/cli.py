@@ -222,11 +222,254 @@ def translate(run_dir: Path, n: int, source: str, out: Path, seed: int, no_ema: 
 @click.option("--n", default=3000, show_default=True, type=click.IntRange(70), help="Number of toy faces.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--gan-steps", default=60, show_default=True, type=click.IntRange(1), help="CycleGAN steps per epoch.")
-@click.option("--gan-epochs", default=2, show_default=True, type=click.IntRange(1),
-              help="CycleGAN epochs at constant learning rate (as many again with decay).")
+@click.option(
+    "--gan-epochs",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1),
+    help="CycleGAN epochs at constant learning rate (as many again with decay).",
+)
 @user_errors
 def demo(out: Path, n: int, seed: int, gan_steps: int, gan_epochs: int) -> None:
     """End-to-end demo on the built-in toy faces: data, a tiny CycleGAN, synthetic faces with provenance."""
     from feraug.demo import run_demo
 
     run_demo(out, n=n, seed=seed, gan_steps=gan_steps, gan_epochs=gan_epochs, echo=click.echo)
+
+
+@main.group()
+def experiment() -> None:
+    """Experiments that measure whether synthetic faces help a classifier."""
+
+
+@experiment.command("augment")
+@click.option("--data", required=True, help="Real faces: FER2013 CSV, image folder, or toy[:N[:SEED]].")
+@click.option(
+    "--synthetic",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Synthetic faces: a FER2013-format CSV written by `feraug translate`.",
+)
+@click.option(
+    "--provenance",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Provenance CSV of --synthetic.  [default: the .provenance.csv beside it]",
+)
+@click.option("--classifier", "arch", default=None, help="Classifier architecture: simple, surreal or vgg.")
+@click.option("--seeds", type=click.IntRange(1), default=None, help="Train every arm with seeds 0..N-1.  [default: 3]")
+@click.option(
+    "--protocol",
+    type=click.Choice(["standard", "kfold", "tstr", "trts"]),
+    default=None,
+    help="standard (Usage splits), kfold (seed 002), tstr / trts.  [default: standard]",
+)
+@click.option(
+    "--balance",
+    type=click.IntRange(1),
+    default=None,
+    help="Add synthetic faces per class only up to this many training faces.  [default: add all]",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML file of experiment settings (a saved config.yaml works).",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override any field, e.g. n_boot=5000 or classifier.lr=1e-3.",
+)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
+@click.option("--epochs", type=int, default=None, help="Classifier epochs.")
+@click.option("--steps-per-epoch", type=int, default=None, help="Cap classifier steps per epoch (quick runs).")
+@click.option("--device", default=None, help="auto, cpu, cuda, cuda:N, mps.")
+@click.option("--resume", is_flag=True, help="Reuse the runs an interrupted experiment in --out already finished.")
+@click.option("--quiet", is_flag=True, help="No per-run lines or progress bars.")
+@skip_option
+@cache_option
+@user_errors
+def experiment_augment(
+    data: str,
+    synthetic: Path,
+    provenance: Path | None,
+    arch: str | None,
+    seeds: int | None,
+    protocol: str | None,
+    balance: int | None,
+    config_file: Path | None,
+    sets: tuple[str, ...],
+    out: Path,
+    epochs: int | None,
+    steps_per_epoch: int | None,
+    device: str | None,
+    resume: bool,
+    quiet: bool,
+    skip_bad_rows: bool,
+    no_cache: bool,
+) -> None:
+    """Does adding synthetic faces to the training set help — more than duplicating real faces?
+
+    Trains the classifier in three arms on identical splits and seeds: baseline (real faces),
+    synthetic (+ the synthetic faces whose source is not held out) and oversample (+ as many
+    duplicated real faces per class as the synthetic arm added), then writes results.json,
+    report.md and a self-contained report.html to --out. Faces are loaded at classifier.size
+    (--set classifier.size=N).
+    """
+    from feraug.config import ExperimentConfig, build_config
+    from feraug.data import load_dataset
+    from feraug.evaluate.experiment import run_augmentation_experiment
+    from feraug.synth.translate import provenance_path, read_provenance
+
+    top = {"protocol": protocol, "seeds": seeds, "balance": balance}
+    overrides = [{key: value} for key, value in top.items() if value is not None]
+    overrides += _overrides(
+        {
+            "classifier.arch": arch,
+            "classifier.epochs": epochs,
+            "classifier.steps_per_epoch": steps_per_epoch,
+            "classifier.device": device,
+        },
+        sets,
+    )
+    cfg = build_config(ExperimentConfig, file=config_file, overrides=overrides)
+    real = _load(data, cfg.classifier.size, skip_bad_rows, no_cache)  # faces at the size the classifier expects
+    syn = load_dataset(synthetic, size=real.size, cache_dir=not no_cache)
+    prov = read_provenance(provenance or provenance_path(synthetic))
+    results = run_augmentation_experiment(
+        real, syn, prov, cfg, out, resume=resume, progress=not quiet, log=None if quiet else click.echo
+    )
+
+    name = results["primary_set"]
+    arms = results["sets"][name]["arms"]
+    click.echo(f"\n{name}: mean ± std over {len(results['seeds'])} seed(s) x {len(results['folds'])} fold(s), in %")
+    click.echo(f"{'arm':<16}{'accuracy':>16}{'macro-F1':>16}")
+    for arm, s in arms.items():
+        cells = [f"{100 * s[k]['mean']:.2f} ± {100 * (s[k]['std'] or 0.0):.2f}" for k in ("accuracy", "macro_f1")]
+        click.echo(f"{arm:<16}{cells[0]:>16}{cells[1]:>16}")
+    for v in results["verdict"].values():
+        click.echo(f"\n{v['sentence']}")
+    click.echo(f"\nreport: {out / 'report.html'} (also report.md, results.json)")
+
+
+@train.command("classifier")
+@click.option("--data", default=None, help="FER2013 CSV, image folder, or toy[:N[:SEED]] (split by standard_splits).")
+@click.option("--arch", default=None, help="simple, surreal or vgg.  [default: simple]")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML file of config fields (e.g. a previous run's config.yaml).",
+)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any field, e.g. lr=0.01.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last finished epoch.")
+@click.option("--epochs", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None, help="Peak learning rate.")
+@click.option("--steps-per-epoch", type=int, default=None, help="Cap steps per epoch (quick runs).")
+@click.option("--seed", type=int, default=None)
+@click.option("--device", default=None, help="auto, cpu, cuda, cuda:N, mps.")
+@click.option("--tta", is_flag=True, help="Ten-crop test-time augmentation for selection and the test.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@user_errors
+def train_classifier(
+    data: str | None, arch: str | None, config_file: Path | None, sets: tuple[str, ...], out: Path, resume: bool,
+    epochs: int | None, batch_size: int | None, lr: float | None, steps_per_epoch: int | None, seed: int | None,
+    device: str | None, tta: bool, quiet: bool,
+) -> None:  # fmt: skip
+    """Train an expression classifier on the train split of DATA, select on val, report on test.
+
+    Splits come from feraug.data.standard_splits (FER2013's Usage column when present), identical
+    for every run on the same data. The best epoch by validation macro-F1 (select_metric) is kept
+    in OUT/checkpoints/best.pt and scored once on the test split: OUT/test_metrics.json and plots.
+    Every field of the classifier config can be set with --config FILE and --set key=value.
+    """
+    from feraug.config import ClassifierConfig, build_config, parse_override
+    from feraug.data import load_dataset, standard_splits
+    from feraug.evaluate.classifier import evaluate_classifier, tta_padding_for
+    from feraug.evaluate.classifier import train_classifier as run_training
+    from feraug.evaluate.metrics import metrics_table
+    from feraug.train.device import resolve_device
+
+    given = {"data": data, "arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+             "steps_per_epoch": steps_per_epoch, "device": device, "tta": True if tta else None}  # fmt: skip
+    overrides = [{k: v} for k, v in given.items() if v is not None] + [parse_override(s) for s in sets]
+    if resume:
+        saved = out / "config.yaml"
+        if not saved.is_file():
+            raise click.ClickException(f"--resume: {out} has no config.yaml (is it a run folder?)")
+        cfg = build_config(ClassifierConfig, file=saved, overrides=overrides, family="classifier")
+    else:
+        cfg = build_config(ClassifierConfig, file=config_file, overrides=overrides, family="classifier")
+    assert isinstance(cfg, ClassifierConfig)
+    if cfg.data is None:
+        raise click.ClickException("--data is required: a FER2013 CSV, an image folder, or toy[:N[:SEED]]")
+    ds = load_dataset(cfg.data, size=cfg.size)
+    splits = standard_splits(ds)
+    train_ds, val_ds, test_ds = splits.datasets(ds)
+    click.echo(f"{ds.source}: {len(train_ds):,} train / {len(val_ds):,} val / {len(test_ds):,} test faces; "
+               f"{splits.note}")  # fmt: skip
+    run = run_training(cfg, train_ds, val_ds, out, resume=resume, progress=not quiet)
+    metrics = evaluate_classifier(run.net, test_ds.with_note(splits.note), tta=cfg.tta, out_dir=out, name="test",
+                                  device=resolve_device(cfg.device), tta_padding=tta_padding_for(cfg))  # fmt: skip
+    click.echo(f"best epoch {run.best_epoch} of {len(run.history)}: val {cfg.select_metric} {run.best_score:.4f}")
+    click.echo(f"test split ({len(test_ds):,} faces{', ten-crop TTA' if cfg.tta else ''}):")
+    click.echo(metrics_table(metrics))
+    click.echo(f"split: {splits.note}")
+    click.echo(f"wrote {out / 'test_metrics.json'}, plots and checkpoints/best.pt")
+
+
+@main.command("evaluate")
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="A classifier run folder (from `feraug train classifier`).",
+)
+@click.option("--data", default=None, help="Data to split and evaluate on.  [default: the run's --data]")
+@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
+@click.option("--tta", is_flag=True, help="Ten-crop test-time augmentation.")
+@click.option(
+    "--checkpoint",
+    type=click.Choice(["best", "last"]),
+    default="best",
+    show_default=True,
+    help="The selected weights or the last epoch's.",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
+@user_errors
+def evaluate(run_dir: Path, data: str | None, split: str, tta: bool, checkpoint: str, device: str) -> None:
+    """Score a trained classifier on one split of the standard splits; JSON and plots go to RUN/eval/."""
+    from feraug.data import load_dataset, standard_splits
+    from feraug.evaluate.classifier import evaluate_classifier, load_classifier
+    from feraug.evaluate.metrics import metrics_table
+    from feraug.train.device import resolve_device
+
+    path = run_dir / "checkpoints" / f"{checkpoint}.pt"
+    if not path.is_file():
+        raise click.ClickException(f"{run_dir} has no checkpoints/{checkpoint}.pt: not a classifier run folder")
+    net, info = load_classifier(path)
+    trained_on = (info.get("config") or {}).get("data")
+    data = data or trained_on
+    if data is None:
+        raise click.ClickException("--data is required: the run does not record which data it was trained on")
+    ds = load_dataset(data, size=net.size)
+    splits = standard_splits(ds)
+    subset = dict(zip(("train", "val", "test"), splits.datasets(ds), strict=True))[split]
+    name = f"{split}{'_tta' if tta else ''}{'_last' if checkpoint == 'last' else ''}"
+    metrics = evaluate_classifier(net, subset.with_note(splits.note), tta=tta, out_dir=run_dir / "eval", name=name,
+                                  device=resolve_device(device), tta_padding=info.get("tta_padding"))  # fmt: skip
+    click.echo(f"{checkpoint}.pt (epoch {info.get('epoch')}) on the {split} split of {ds.source} "
+               f"({len(subset):,} faces{', ten-crop TTA' if tta else ''}):")  # fmt: skip
+    click.echo(metrics_table(metrics))
+    click.echo(f"split: {splits.note}")
+    if trained_on is not None and data != trained_on:
+        click.echo(f"note: trained on {trained_on}, evaluated on {data}")
+    if split != "test":
+        click.echo(f"note: the {split} split was {'trained' if split == 'train' else 'selected'} on, not a test score")
+    click.echo(f"wrote {run_dir / 'eval' / f'{name}_metrics.json'} and plots")

@@ -1,0 +1,650 @@
+"""Does adding GAN-synthesized faces to the training set help a classifier — more than duplicating real ones?
+
+:func:`run_augmentation_experiment` trains the same classifier in three arms on identical folds
+and seeds and scores them on the same real test faces:
+
+* ``baseline`` — the fold's real training faces;
+* ``synthetic`` — plus the synthetic faces that pass the leakage guard (all of them, or with
+  ``balance=T`` per class up to T training faces, never more than there are);
+* ``oversample`` — plus, per class, exactly as many *duplicated real* training faces (seeded
+  draw with replacement) as the synthetic arm added. Duplicating the ~500 real Disgust faces
+  already lifts Disgust recall a lot, so a synthetic arm that beats the baseline has only shown
+  that rebalancing helps; beating this arm shows the synthetic faces carry something new.
+
+Leakage guard: a synthetic face keeps its source's identity, so one whose source (provenance
+``source_row``, matched against :attr:`FaceDataset.rows`) is in a fold's validation or test set
+is dropped from that fold's training set (:func:`leakage_guard`).
+
+Statistics (equations in :mod:`feraug.evaluate.statistics` and :func:`pooled_paired_bootstrap`):
+
+* across seeds — :func:`~feraug.evaluate.statistics.paired_test` on the per-seed scores
+  (averaged over folds): does the gain survive training randomness?
+* over test images — :func:`pooled_paired_bootstrap` on every evaluation set whose faces are
+  the same for all runs (the standard test split; k-fold's fixed test set): images are resampled
+  once per bootstrap draw and all runs of both arms are scored on that draw, so the CI is on the
+  difference of the run-averaged scores the tables report. Pooling across seeds instead of one
+  CI per seed is deliberate: one verdict on the reported mean; concatenating the seeds' predictions
+  as independent images would count each image S times and give a too-narrow CI. The standard
+  protocol also lists :func:`~feraug.evaluate.statistics.paired_bootstrap` per seed.
+* repeated k-fold — :func:`~feraug.evaluate.statistics.corrected_resampled_ttest` on the
+  per-fold differences on the held-out folds (averaged over seeds), n_train = the fold's real
+  training + selection faces, n_test = the held-out fold's size.
+
+The verdict's CI is the corrected t-test's for k-fold and the pooled bootstrap's otherwise: a
+difference "beats" when that 95 % CI excludes 0 in its favour.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import yaml
+
+from feraug.data.dataset import FaceDataset
+from feraug.evaluate.metrics import classification_metrics
+from feraug.evaluate.protocols import (
+    Fold,
+    LeakageError,
+    check_disjoint,
+    kfold_protocol,
+    standard_protocol,
+    synthetic_leaks,
+    trts_protocol,
+    tstr_protocol,
+)
+from feraug.evaluate.statistics import corrected_resampled_ttest, paired_bootstrap, paired_test
+from feraug.train.seeding import SELECT, derive_seed
+
+if TYPE_CHECKING:
+    from feraug.config import ExperimentConfig
+
+ARMS: tuple[str, ...] = ("baseline", "synthetic", "oversample")
+#: (a, b) pairs compared as "b − a" in the augmentation experiment.
+COMPARISONS: tuple[tuple[str, str], ...] = (("baseline", "synthetic"), ("oversample", "synthetic"),
+                                            ("baseline", "oversample"))  # fmt: skip
+#: Metrics given significance tests (accuracy for seed 000, macro-F1 because Disgust is 1.5 % of FER2013).
+TESTED_METRICS: tuple[str, ...] = ("accuracy", "macro_f1")
+SCALAR_METRICS: tuple[str, ...] = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "macro_auc",
+                                   "macro_f1_present", "macro_recall_present")  # fmt: skip
+METRIC_LABELS = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
+PER_CLASS_METRICS: tuple[str, ...] = ("precision", "recall", "f1", "auc")
+#: The questions the verdict answers: (a, b, question).
+QUESTIONS: tuple[tuple[str, str, str], ...] = (
+    ("oversample", "synthetic", "Did synthetic faces beat oversampling real faces?"),
+    ("baseline", "synthetic", "Did synthetic faces beat the baseline (no rebalancing)?"),
+)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Data plumbing: one dataset of real then synthetic faces, provenance -> source positions, the leakage guard.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def concat(real: FaceDataset, synthetic: FaceDataset) -> FaceDataset:
+    """Real faces at positions ``0..R-1``, synthetic ones after them (``usage`` ``"Synthetic"``)."""
+    if real.classes != synthetic.classes:
+        raise ValueError(f"class lists differ: {real.classes} vs {synthetic.classes}")
+    if real.size != synthetic.size:
+        raise ValueError(f"real faces are {real.size}px, synthetic faces {synthetic.size}px: load both at one --size")
+    usage = np.concatenate([real.usage.astype(str), np.full(len(synthetic), "Synthetic")])
+    return FaceDataset(torch.cat([real.images, synthetic.images]), torch.cat([real.labels, synthetic.labels]),
+                       usage, np.concatenate([real.rows, synthetic.rows]), real.classes, real.source)  # fmt: skip
+
+
+def source_positions(data: FaceDataset, synthetic: FaceDataset, provenance: dict[str, np.ndarray]) -> np.ndarray:
+    """Position in ``data`` of each synthetic face's source, from provenance ``source_row`` and ``data.rows``.
+
+    Provenance rows are matched to synthetic faces by ``synthetic_row`` (the synthetic face's
+    row in its CSV, i.e. ``synthetic.rows``). Every mismatch is an error, not a warning: a
+    synthetic set whose sources cannot be located cannot be guarded against leakage.
+    """
+    syn_rows = np.asarray(provenance["synthetic_row"], dtype=np.int64)
+    src_rows = np.asarray(provenance["source_row"], dtype=np.int64)
+    if np.unique(syn_rows).size != syn_rows.size:
+        raise ValueError("provenance lists a synthetic_row twice")
+    order = np.argsort(syn_rows)
+    at = np.searchsorted(syn_rows, synthetic.rows, sorter=order)
+    at = order[np.minimum(at, len(order) - 1)]
+    missing = syn_rows[at] != synthetic.rows
+    if missing.any():
+        raise ValueError(f"{int(missing.sum())} synthetic face(s) have no provenance row (e.g. synthetic row "
+                         f"{int(synthetic.rows[missing][0])}): is the provenance file the one written with "
+                         "this CSV?")  # fmt: skip
+    if "label" in provenance:
+        wrong = np.asarray(provenance["label"], dtype=np.int64)[at] != synthetic.labels.numpy()
+        if wrong.any():
+            raise ValueError(f"provenance labels disagree with the synthetic CSV for {int(wrong.sum())} face(s)")
+    if np.unique(data.rows).size != len(data):
+        raise ValueError(f"{data.source}: repeated row indices; cannot map provenance source_row to faces")
+    real_order = np.argsort(data.rows)
+    pos = np.searchsorted(data.rows, src_rows[at], sorter=real_order)
+    pos = real_order[np.minimum(pos, len(data) - 1)]
+    unknown = data.rows[pos] != src_rows[at]
+    if unknown.any():
+        raise ValueError(f"{int(unknown.sum())} provenance source_row value(s) are not rows of {data.source} "
+                         f"(e.g. {int(src_rows[at][unknown][0])}): was the synthetic set made from another "
+                         "dataset?")  # fmt: skip
+    return pos.astype(np.int64)
+
+
+def leakage_guard(fold: Fold, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(keep, dropped)``: positions in the synthetic set allowed in ``fold``'s training set, and the rest.
+
+    Dropped are exactly the synthetic faces whose source is in the fold's validation or any test set.
+    """
+    leaks = synthetic_leaks(sources, fold.held_out())
+    return np.flatnonzero(~leaks), np.flatnonzero(leaks)
+
+
+@dataclass(frozen=True)
+class ArmSet:
+    """The training sets of one fold and seed, as positions in :func:`concat` (real, then synthetic).
+
+    Attributes:
+        train: arm name -> training positions (oversample repeats real positions on purpose).
+        added: ``int64 [K]`` faces the synthetic arm added per class (and the oversample arm duplicated).
+        dropped: synthetic positions the leakage guard removed for this fold.
+    """
+
+    train: dict[str, np.ndarray]
+    added: np.ndarray
+    dropped: np.ndarray
+
+
+def build_arms(fold: Fold, real_labels: np.ndarray, synthetic_labels: np.ndarray, sources: np.ndarray, *,
+               balance: int | None, seed: int, n_classes: int) -> ArmSet:  # fmt: skip
+    """Baseline, synthetic and oversample training sets of one fold, paired by construction.
+
+    ``balance=None`` adds every guarded synthetic face; ``balance=T`` adds, per class k,
+    ``min(max(T − n_k, 0), available_k)`` of them (n_k = real training faces of k), a seeded choice.
+    The oversample arm then draws, per class, the same number of real training faces of that class
+    with replacement. Both draws depend on ``(seed, fold.index)`` only.
+    """
+    n_real, k = len(real_labels), n_classes
+    keep, dropped = leakage_guard(fold, sources)
+    rng_syn = np.random.default_rng(derive_seed(seed, SELECT, fold.index, 0))
+    rng_dup = np.random.default_rng(derive_seed(seed, SELECT, fold.index, 1))
+    train_counts = np.bincount(real_labels[fold.train], minlength=k)
+    chosen, duplicated = [], []
+    added = np.zeros(k, dtype=np.int64)
+    for c in range(k):
+        pool = keep[synthetic_labels[keep] == c]
+        take = pool.size if balance is None else min(max(balance - int(train_counts[c]), 0), pool.size)
+        if take == 0:
+            continue
+        chosen.append(pool if take == pool.size else np.sort(rng_syn.choice(pool, size=take, replace=False)))
+        real_c = fold.train[real_labels[fold.train] == c]
+        if real_c.size == 0:
+            raise ValueError(f"class {c} has synthetic faces but no real training faces in fold {fold.name}: "
+                             "the oversample arm cannot duplicate any")  # fmt: skip
+        duplicated.append(np.sort(rng_dup.choice(real_c, size=take, replace=True)))
+        added[c] = take
+    synthetic_part = n_real + np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+    dup_part = np.concatenate(duplicated) if duplicated else np.zeros(0, dtype=np.int64)
+    train = {"baseline": fold.train, "synthetic": np.concatenate([fold.train, synthetic_part]),
+             "oversample": np.concatenate([fold.train, dup_part])}  # fmt: skip
+    held = {"val": fold.val, **fold.tests}
+    for arm, idx in train.items():
+        check_disjoint({f"{arm} train": idx, **held}, n_real + len(synthetic_labels), allow_repeats=(f"{arm} train",))
+    if synthetic_leaks(sources[synthetic_part - n_real], fold.held_out()).any():
+        raise LeakageError(f"fold {fold.name}: a synthetic face whose source is held out reached training")
+    return ArmSet(train, added, dropped)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Statistics over runs.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def pooled_paired_bootstrap(
+    y_true: np.ndarray, preds_a: np.ndarray, preds_b: np.ndarray, metric: str = "accuracy", n_boot: int = 2000,
+    seed: int = 0, n_classes: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Paired bootstrap over test images of the run-averaged difference, for R runs per arm on one test set.
+
+    ``preds_a``/``preds_b`` are ``[R, N]``: run r of arm a and run r of arm b share seed and fold.
+    Each resample draws N images with replacement (the same draw as :func:`paired_bootstrap`:
+    ``default_rng(seed).integers(0, N, size=(n_boot, N))``); with W[b, i] the multiplicity of
+    image i in resample b, every run is scored on the same resample and
+
+        Δ*_b = (1/R) Σ_r m(pred_b,r; W_b) − (1/R) Σ_r m(pred_a,r; W_b)
+
+    accuracy: m = Σ_i W_i [p_i = y_i] / N; macro-F1: m = (1/K) Σ_k 2·TP_k / (P_k + T_k) with counts
+    weighted by W (0 when P_k + T_k = 0, as :func:`classification_metrics`). Resampling *images*
+    — not (run, image) pairs — keeps the correlation between runs scored on the same image: the
+    image is the unit of test-set sampling (a cluster bootstrap, Davison & Hinkley 1997, sec. 3.8).
+    CI and p-value as in :func:`paired_bootstrap`; with R = 1 the two functions agree exactly.
+
+    Returns:
+        :func:`paired_bootstrap`'s keys plus ``"runs"`` (R).
+    """
+    y = np.asarray(y_true, dtype=np.int64)
+    pa, pb = (np.atleast_2d(np.asarray(p, dtype=np.int64)) for p in (preds_a, preds_b))
+    if pa.shape != pb.shape or pa.shape[1] != y.size or y.ndim != 1 or y.size == 0:
+        raise ValueError(f"need y_true [N] and preds [R, N] of equal shapes, got {y.shape}, {pa.shape}, {pb.shape}")
+    if metric not in TESTED_METRICS:
+        raise ValueError(f"unknown metric {metric!r}: expected one of {TESTED_METRICS}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    n = y.size
+    k = int(max(y.max(), pa.max(), pb.max())) + 1 if n_classes is None else n_classes
+    eye = np.eye(k)
+
+    def score(w: np.ndarray, preds: np.ndarray) -> np.ndarray:
+        """Run-averaged metric per row of the weight matrix ``w [B, N]``."""
+        if metric == "accuracy":
+            return (w @ (preds == y).T.astype(np.float64)).mean(axis=1) / n
+        n_true = w @ eye[y]
+        total = np.zeros(w.shape[0])
+        for p in preds:
+            tp, n_pred = w @ (eye[p] * (p == y)[:, None]), w @ eye[p]
+            denom = n_pred + n_true
+            total += np.divide(2.0 * tp, denom, out=np.zeros_like(tp), where=denom > 0).mean(axis=1)
+        return total / len(preds)
+
+    ones = np.ones((1, n))
+    observed = (float(score(ones, pa)[0]), float(score(ones, pb)[0]))
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    delta = np.empty(n_boot)
+    for start in range(0, n_boot, 256):  # W in slices: n_boot x N floats at once can be hundreds of MB
+        rows = idx[start : start + 256]
+        w = np.bincount((rows + n * np.arange(len(rows))[:, None]).ravel(), minlength=len(rows) * n)
+        w = w.reshape(len(rows), n).astype(np.float64)
+        delta[start : start + len(rows)] = score(w, pb) - score(w, pa)
+    low, high = np.percentile(delta, [2.5, 97.5])
+    below, above = int(np.sum(delta <= 0)), int(np.sum(delta >= 0))
+    p = min(1.0, 2.0 * min(below + 1, above + 1) / (n_boot + 1))
+    return {
+        "metric": metric, "n": n, "n_boot": n_boot, "seed": seed, "metric_a": observed[0], "metric_b": observed[1],
+        "diff": observed[1] - observed[0], "ci95": [float(low), float(high)],
+        "se": float(delta.std(ddof=1)) if n_boot > 1 else None, "p": p, "runs": len(pa),
+    }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """One run's scores on one evaluation set: positions (to check pairing), true labels, probabilities ``[N, K]``."""
+
+    index: np.ndarray
+    y_true: np.ndarray
+    prob: np.ndarray
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one trained classifier (arm, seed, fold) produced.
+
+    ``n_train_real`` = the fold's real training + selection faces (the n_train of the corrected
+    resampled t-test); ``train_counts`` = the arm's training faces per class (synthetic included).
+    """
+
+    arm: str
+    seed: int
+    fold: str
+    train_counts: np.ndarray
+    n_train_real: int
+    evals: dict[str, EvalSet]
+    best_epoch: int | None = None
+    best_score: float | None = None
+
+
+def _mean_std(values: Sequence[float | None]) -> dict[str, Any]:
+    """Mean and sample standard deviation (ddof 1) of the defined values; ``None`` where undefined."""
+    v = np.array([x for x in values if x is not None], dtype=np.float64)
+    return {"mean": float(v.mean()) if v.size else None, "std": float(v.std(ddof=1)) if v.size > 1 else None,
+            "n": int(v.size), "values": [None if x is None else float(x) for x in values]}  # fmt: skip
+
+
+def _run_metrics(run: RunResult, name: str, classes: Sequence[str]) -> dict[str, Any]:
+    """:func:`classification_metrics` plus macro averages over the classes present in training and test.
+
+    A class the arm never trained on (TSTR with a one-class synthetic set) or the test set lacks
+    (TRTS) has recall/F1 0 by convention, which drags the all-class macro averages down for a
+    reason unrelated to quality; ``macro_*_present`` average over the other classes only.
+    """
+    e = run.evals[name]
+    m = classification_metrics(e.y_true, e.prob.argmax(axis=1), e.prob, classes)
+    present = [c for k, c in enumerate(classes) if run.train_counts[k] > 0 and m["per_class"][c]["support"] > 0]
+    m["present_classes"] = present
+    for key in ("f1", "recall"):
+        vals = [m["per_class"][c][key] for c in present]
+        m[f"macro_{key}_present"] = float(np.mean(vals)) if vals else None
+    return m
+
+
+def _compare(a_runs: list[RunResult], b_runs: list[RunResult], name: str, metric: str,
+             per_run: dict[str, list[dict[str, Any]]], a: str, b: str, *, n_boot: int, n_classes: int,
+             shared_images: bool, kfold: bool) -> dict[str, Any]:  # fmt: skip
+    """All tests of ``metric(b) − metric(a)`` on evaluation set ``name``; see the module docstring."""
+    va = np.array([m[metric] for m in per_run[a]])
+    vb = np.array([m[metric] for m in per_run[b]])
+    seeds = sorted({r.seed for r in a_runs})
+    folds = sorted({r.fold for r in a_runs})
+    out: dict[str, Any] = {"a": a, "b": b, "metric": metric, "diff": float(vb.mean() - va.mean()), "notes": []}
+    seed_of = np.array([r.seed for r in a_runs])
+    fold_of = np.array([r.fold for r in a_runs])
+    if len(seeds) >= 2:
+        out["paired_test"] = paired_test([float(va[seed_of == s].mean()) for s in seeds],
+                                         [float(vb[seed_of == s].mean()) for s in seeds])  # fmt: skip
+    else:
+        out["notes"].append("one seed: no across-seed paired test (training randomness is not assessed)")
+    if kfold and not shared_images:
+        diffs = [float((vb - va)[fold_of == f].mean()) for f in folds]
+        n_train = round(np.mean([r.n_train_real for r in a_runs]))
+        n_test = round(np.mean([r.evals[name].y_true.size for r in a_runs]))
+        out["corrected_ttest"] = corrected_resampled_ttest(diffs, n_train, n_test)
+        out["primary"] = {"method": f"corrected resampled t-test over {len(folds)} folds, n_train={n_train}, "
+                                    f"n_test={n_test}", "diff": out["corrected_ttest"]["mean"],
+                          "ci95": out["corrected_ttest"]["ci95"], "p": out["corrected_ttest"]["p"]}  # fmt: skip
+    if shared_images:
+        y = a_runs[0].evals[name].y_true
+        pa = np.stack([r.evals[name].prob.argmax(axis=1) for r in a_runs])
+        pb = np.stack([r.evals[name].prob.argmax(axis=1) for r in b_runs])
+        boot = pooled_paired_bootstrap(y, pa, pb, metric, n_boot=n_boot, n_classes=n_classes)
+        out["bootstrap_pooled"] = boot
+        if len(folds) == 1:
+            out["bootstrap_per_seed"] = [{"seed": s, **paired_bootstrap(y, pa[i], pb[i], metric, n_boot=n_boot,
+                                                                        n_classes=n_classes)}
+                                         for i, s in enumerate(r.seed for r in a_runs)]  # fmt: skip
+        if "primary" not in out:
+            out["primary"] = {"method": f"paired bootstrap over {y.size} test images, {len(pa)} run(s) pooled",
+                              "diff": boot["diff"], "ci95": boot["ci95"], "p": boot["p"]}  # fmt: skip
+    if "primary" in out:
+        low, high = out["primary"]["ci95"]
+        out["outcome"] = "better" if low > 0 else "worse" if high < 0 else "inconclusive"
+    return out
+
+
+def summarize(runs: Sequence[RunResult], classes: Sequence[str], *, comparisons: Sequence[tuple[str, str]],
+              n_boot: int = 2000, kfold: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Metrics, per-class deltas and significance tests from the runs' predictions alone (no model needed).
+
+    Returns ``{"sets": {set name: {"arms", "deltas", "comparisons", "shared_images"}}, "primary_set"}``:
+    per arm every scalar and per-class metric as mean ± std over runs, the pooled confusion matrix
+    and the per-run values; deltas vs ``baseline`` (difference of means); the tests of
+    :func:`_compare` for each pair in ``comparisons`` present in the set.
+    """
+    names = list(dict.fromkeys(name for r in runs for name in r.evals))
+    sets: dict[str, Any] = {}
+    for name in names:
+        by_arm: dict[str, list[RunResult]] = {}
+        for r in sorted((r for r in runs if name in r.evals), key=lambda r: (r.seed, r.fold)):
+            by_arm.setdefault(r.arm, []).append(r)
+        first = next(iter(by_arm.values()))
+        shared = all(np.array_equal(r.evals[name].index, first[0].evals[name].index) for r in first)
+        per_run = {arm: [_run_metrics(r, name, classes) for r in rs] for arm, rs in by_arm.items()}
+        arms: dict[str, Any] = {}
+        for arm, ms in per_run.items():
+            arms[arm] = {
+                "runs": [{"seed": r.seed, "fold": r.fold} for r in by_arm[arm]],
+                "n_test": int(np.mean([r.evals[name].y_true.size for r in by_arm[arm]])),
+                **{key: _mean_std([m[key] for m in ms]) for key in SCALAR_METRICS},
+                "present_classes": [c for c in classes if all(c in m["present_classes"] for m in ms)],
+                "per_class": {c: {key: _mean_std([m["per_class"][c][key] for m in ms]) for key in PER_CLASS_METRICS}
+                              | {"support": round(np.mean([m["per_class"][c]["support"] for m in ms]))}
+                              for c in classes},
+                "confusion_matrix": np.sum([m["confusion_matrix"] for m in ms], axis=0).tolist(),
+            }  # fmt: skip
+        deltas: dict[str, Any] = {}
+        if "baseline" in arms:
+            base = arms["baseline"]
+            for arm, s in arms.items():
+                if arm == "baseline":
+                    continue
+                deltas[arm] = {
+                    **{key: _diff(s[key]["mean"], base[key]["mean"]) for key in SCALAR_METRICS},
+                    "per_class": {c: {key: _diff(s["per_class"][c][key]["mean"], base["per_class"][c][key]["mean"])
+                                      for key in PER_CLASS_METRICS} for c in classes},
+                }  # fmt: skip
+        tests = []
+        for a, b in comparisons:
+            if a not in by_arm or b not in by_arm:
+                continue
+            same_runs = [(r.seed, r.fold) for r in by_arm[a]] == [(r.seed, r.fold) for r in by_arm[b]]
+            if not same_runs or not all(np.array_equal(ra.evals[name].index, rb.evals[name].index)
+                                        for ra, rb in zip(by_arm[a], by_arm[b], strict=True)):  # fmt: skip
+                raise ValueError(f"arms {a} and {b} were not run on the same seeds, folds and test faces of {name}")
+            tests += [_compare(by_arm[a], by_arm[b], name, metric, per_run, a, b, n_boot=n_boot,
+                               n_classes=len(classes), shared_images=shared, kfold=kfold)
+                      for metric in TESTED_METRICS]  # fmt: skip
+        sets[name] = {"arms": arms, "deltas": deltas, "comparisons": tests, "shared_images": shared}
+    return {"sets": sets, "primary_set": names[0] if names else None}
+
+
+def _diff(b: float | None, a: float | None) -> float | None:
+    return None if a is None or b is None else b - a
+
+
+def _pt(x: float) -> str:
+    """A difference of fractions in percentage points, signed: ``+5.0 pt``."""
+    return f"{100 * x:+.1f} pt"
+
+
+def verdict(summary: dict[str, Any]) -> dict[str, Any]:
+    """Plain-language answers to :data:`QUESTIONS` from the primary set's tests.
+
+    Per metric the outcome is ``better``/``worse`` when the primary 95 % CI excludes 0 on that
+    side, else ``inconclusive``. The answer is ``yes`` when some tested metric is better and none
+    worse, ``worse`` in the mirror case, ``mixed`` when both occur, and ``no`` when nothing is
+    distinguishable from noise.
+    """
+    primary = summary["primary_set"]
+    tests = summary["sets"][primary]["comparisons"] if primary else []
+    out: dict[str, Any] = {}
+    for a, b, question in QUESTIONS:
+        found = [t for t in tests if t["a"] == a and t["b"] == b and "primary" in t]
+        if not found:
+            continue
+        outcomes = {t["metric"]: t["outcome"] for t in found}
+        better = "better" in outcomes.values()
+        worse = "worse" in outcomes.values()
+        answer = "mixed" if better and worse else "yes" if better else "worse" if worse else "no"
+        lead = {"yes": "YES", "mixed": "MIXED", "worse": "NO, it did worse",
+                "no": "NO, no difference beyond noise"}[answer]  # fmt: skip
+        parts = []
+        for t in found:
+            lo, hi = t["primary"]["ci95"]
+            seeds = ""
+            if "paired_test" in t and t["paired_test"]["p_ttest"] is not None:
+                seeds = f"; across {t['paired_test']['n']} seeds paired t p = {t['paired_test']['p_ttest']:.3g}"
+            parts.append(f"{METRIC_LABELS[t['metric']]} {_pt(t['primary']['diff'])} "
+                         f"[95% CI {100 * lo:+.1f}, {100 * hi:+.1f}]{seeds}")  # fmt: skip
+        out[f"{b}_vs_{a}"] = {
+            "question": question, "answer": answer, "outcomes": outcomes,
+            "sentence": f"{question} {lead}: {'; '.join(parts)} ({found[0]['primary']['method']}).",
+        }  # fmt: skip
+    return out
+
+
+def per_class_delta_lines(summary: dict[str, Any], arm: str, metrics: Sequence[str] = ("recall", "f1")) -> list[str]:
+    """Seed 000-style lines, e.g. ``"Disgust recall +5.0 pt"``, largest changes first, for the primary set."""
+    primary = summary["primary_set"]
+    deltas = summary["sets"][primary]["deltas"].get(arm) if primary else None
+    if not deltas:
+        return []
+    items = [(c, key, d) for c, row in deltas["per_class"].items() for key, d in row.items()
+             if key in metrics and d is not None]  # fmt: skip
+    items.sort(key=lambda t: -abs(t[2]))
+    return [f"{c} {key.replace('f1', 'F1')} {_pt(d)}" for c, key, d in items]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Running the experiment.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One classifier to train: an arm's training positions on one fold with one seed."""
+
+    arm: str
+    seed: int
+    fold: Fold
+    train: np.ndarray
+
+
+def _jobs(cfg: ExperimentConfig, data: FaceDataset, synthetic: FaceDataset, sources: np.ndarray,
+          ) -> tuple[list[Fold], list[Job], dict[str, Any]]:  # fmt: skip
+    """Folds, jobs and the leakage-guard / arm-size bookkeeping for ``cfg.protocol``."""
+    seeds = range(cfg.seeds)
+    guard: dict[str, Any] = {"n_synthetic": len(synthetic), "dropped_per_fold": {}, "added_per_fold": {}}
+    jobs: list[Job] = []
+    if cfg.protocol in ("standard", "kfold"):
+        folds = (standard_protocol(data, val_fraction=cfg.val_fraction) if cfg.protocol == "standard" else
+                 kfold_protocol(data, n_per_class_test=cfg.n_per_class_test, repeats=cfg.repeats, folds=cfg.folds,
+                                val_fraction=cfg.val_fraction))  # fmt: skip
+        real_labels, syn_labels = data.labels.numpy(), synthetic.labels.numpy()
+        for seed in seeds:
+            for fold in folds:
+                arms = build_arms(
+                    fold, real_labels, syn_labels, sources, balance=cfg.balance, seed=seed, n_classes=len(data.classes)
+                )
+                guard["dropped_per_fold"][fold.name] = int(arms.dropped.size)
+                guard["added_per_fold"][fold.name] = dict(zip(data.classes, arms.added.tolist(), strict=True))
+                jobs += [Job(arm, seed, fold, arms.train[arm]) for arm in ARMS]
+        return folds, jobs, guard
+    if cfg.protocol == "tstr":
+        (fold,) = tstr_protocol(data, sources, val_fraction=cfg.val_fraction)
+        (real,) = standard_protocol(data, val_fraction=cfg.val_fraction)
+        guard["dropped_per_fold"][fold.name] = int(len(synthetic) - fold.train.size)
+        jobs = [j for s in seeds for j in (Job("baseline", s, fold, real.train), Job("synthetic_only", s, fold,
+                                                                                      fold.train))]  # fmt: skip
+        return [fold], jobs, guard
+    (fold,) = trts_protocol(data, sources, val_fraction=cfg.val_fraction)
+    guard["dropped_per_fold"][fold.name] = 0
+    guard["removed_real_sources"] = int(standard_protocol(data, val_fraction=cfg.val_fraction)[0].train.size
+                                        - fold.train.size)  # fmt: skip
+    return [fold], [Job("baseline", s, fold, fold.train) for s in seeds], guard
+
+
+def _train_and_predict(job: Job, combined: FaceDataset, cfg: ExperimentConfig, cache: Path,
+                       progress: bool) -> RunResult:  # fmt: skip
+    """Train ``job``'s classifier (or load its cached predictions) and score every evaluation set of its fold."""
+    from feraug.config import ClassifierConfig
+    from feraug.evaluate.classifier import predict_proba, train_classifier
+    from feraug.train.device import resolve_device
+
+    k = len(combined.classes)
+    labels = combined.labels.numpy()
+    counts = np.bincount(labels[job.train], minlength=k)
+    n_real = int(job.fold.train.size + job.fold.val.size)
+    # What the run saw: its training, selection and test faces (positions, labels and pixels), hashed.
+    digest = hashlib.sha256()
+    for idx in (job.train, job.fold.val, *job.fold.tests.values()):
+        digest.update(idx.tobytes() + labels[idx].tobytes() + combined.images[torch.from_numpy(idx)].numpy().tobytes())
+    if cache.is_file():
+        with np.load(cache) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta.get("inputs_sha256") != digest.hexdigest():
+                raise ValueError(f"{cache} was computed on other faces than this experiment's {job.arm} arm, seed "
+                                 f"{job.seed}, fold {job.fold.name}: start a new --out")  # fmt: skip
+            evals = {name: EvalSet(idx, labels[idx], z[f"prob_{name}"]) for name, idx in job.fold.tests.items()}
+    else:
+        ccfg = ClassifierConfig.model_validate({**cfg.classifier.model_dump(), "seed": job.seed})
+        run = train_classifier(ccfg, combined.subset(job.train), combined.subset(job.fold.val), None,
+                               progress=progress)  # fmt: skip
+        device = resolve_device(ccfg.device)
+        evals = {name: EvalSet(idx, labels[idx], predict_proba(run.net, combined.subset(idx), tta=ccfg.tta,
+                                                               device=device))
+                 for name, idx in job.fold.tests.items()}  # fmt: skip
+        meta = {"inputs_sha256": digest.hexdigest(), "best_epoch": int(run.best_epoch),
+                "best_score": float(run.best_score) if math.isfinite(run.best_score) else None}  # fmt: skip
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.stem + ".tmp.npz")
+        np.savez_compressed(tmp, meta=json.dumps(meta), **{f"prob_{n}": e.prob for n, e in evals.items()})
+        tmp.replace(cache)  # atomic: a killed run never leaves a half-written cache that resume would trust
+    return RunResult(job.arm, job.seed, job.fold.name, counts, n_real, evals, meta["best_epoch"], meta["best_score"])
+
+
+def experiment_results(runs: Sequence[RunResult], *, protocol: str, data: FaceDataset, synthetic: FaceDataset,
+                       folds: Sequence[Fold], guard: dict[str, Any], config: dict[str, Any],
+                       n_boot: int) -> dict[str, Any]:  # fmt: skip
+    """The ``results.json`` content: :func:`summarize`, :func:`verdict`, per-class delta lines and bookkeeping."""
+    comparisons = COMPARISONS if protocol in ("standard", "kfold") else (("baseline", "synthetic_only"),)
+    summary = summarize(runs, data.classes, comparisons=comparisons, n_boot=n_boot, kfold=protocol == "kfold")
+    notes = []
+    absent = [c for k, c in enumerate(data.classes) if not (synthetic.labels == k).any()]
+    if absent and protocol in ("tstr", "trts"):
+        notes.append(f"classes absent from the synthetic set: {', '.join(absent)}; the 'present classes' macro "
+                     "averages leave them out")  # fmt: skip
+    primary = summary["primary_set"]
+    return {
+        "protocol": protocol, "split_note": folds[0].note, "classes": list(data.classes),
+        "data": {"real": data.source, "n_real": len(data), "synthetic": synthetic.source,
+                 "n_synthetic": len(synthetic),
+                 "synthetic_per_class": dict(zip(data.classes, synthetic.class_counts().tolist(), strict=True))},
+        "seeds": sorted({r.seed for r in runs}), "folds": [f.name for f in folds],
+        "leakage_guard": {**guard, "total_dropped": sum(guard["dropped_per_fold"].values())},
+        "runs": [{"arm": r.arm, "seed": r.seed, "fold": r.fold, "n_train": int(r.train_counts.sum()),
+                  "train_counts": r.train_counts.tolist(), "best_epoch": r.best_epoch, "best_score": r.best_score}
+                 for r in runs],
+        **summary, "verdict": verdict(summary),
+        "delta_lines": {arm: per_class_delta_lines(summary, arm) for arm in summary["sets"][primary]["deltas"]},
+        "notes": notes, "config": config,
+    }  # fmt: skip
+
+
+def run_augmentation_experiment(
+    data: FaceDataset, synthetic: FaceDataset, provenance: dict[str, np.ndarray], cfg: ExperimentConfig,
+    out_dir: str | Path, *, resume: bool = False, progress: bool = False, log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Run every (arm, seed, fold) of ``cfg`` and write ``results.json``, ``report.md``, ``report.html`` and plots.
+
+    Args:
+        data: the real faces (``rows`` must be the row indices the provenance ``source_row`` refers to).
+        synthetic: the synthetic faces (``rows`` = their CSV rows, provenance ``synthetic_row``).
+        provenance: :func:`feraug.synth.translate.read_provenance` of the synthetic CSV.
+        cfg: the experiment (protocol, seeds, classifier, balance, ...).
+        out_dir: output folder; each run's predictions are cached in ``out_dir/predictions``.
+        resume: reuse cached predictions of an interrupted experiment with the same configuration; a
+            cached run is only reused when the faces it trained, selected and was scored on are the same.
+        progress: show the classifier's progress bars.
+        log: called with one line per run (e.g. ``click.echo``).
+
+    Returns:
+        The ``results.json`` content.
+    """
+    from feraug.report.experiment_report import write_report
+    from feraug.train.device import resolve_device
+    from feraug.train.runinfo import write_run_info
+
+    out = Path(out_dir)
+    config = cfg.model_dump(mode="json")
+    sources = source_positions(data, synthetic, provenance)
+    folds, jobs, guard = _jobs(cfg, data, synthetic, sources)  # checks the folds and the guard before any file
+    if (out / "config.yaml").exists():
+        if not resume:
+            raise FileExistsError(f"{out} already holds an experiment; resume it or pick another --out")
+        if yaml.safe_load((out / "config.yaml").read_text()) != config:
+            raise ValueError(f"{out}/config.yaml differs from this configuration: cannot resume with other settings")
+    write_run_info(out, config, 0, resolve_device(cfg.classifier.device))
+    combined = concat(data, synthetic)
+    runs = []
+    for i, job in enumerate(jobs, 1):
+        if log:
+            log(f"[{i}/{len(jobs)}] arm {job.arm}, seed {job.seed}, fold {job.fold.name}: "
+                f"{job.train.size} training faces")  # fmt: skip
+        cache = out / "predictions" / f"{job.arm}-seed{job.seed}-{job.fold.name}.npz"
+        runs.append(_train_and_predict(job, combined, cfg, cache, progress))
+
+    results = experiment_results(
+        runs,
+        protocol=cfg.protocol,
+        data=data,
+        synthetic=synthetic,
+        folds=folds,
+        guard=guard,
+        config=config,
+        n_boot=cfg.n_boot,
+    )
+    (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))
+    write_report(results, out)
+    return results

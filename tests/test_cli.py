@@ -69,9 +69,26 @@ def test_errors_are_one_clean_line(tmp_path: Path) -> None:
 
 
 def test_demo_runs(tmp_path: Path) -> None:
-    code, out = run("demo", "--out", str(tmp_path / "demo"), "--n", "210", "--gan-steps", "2", "--gan-epochs", "1")
+    code, out = run(
+        "demo",
+        "--out",
+        str(tmp_path / "demo"),
+        "--n",
+        "210",
+        "--gan-steps",
+        "2",
+        "--gan-epochs",
+        "1",
+        "--clf-epochs",
+        "1",
+        "--clf-steps",
+        "2",
+        "--seeds",
+        "1",
+    )
     assert code == 0, out
     demo = tmp_path / "demo"
     assert (demo / "toy_grid.png").is_file() and "imbalance ratio" in out
     assert (demo / "cyclegan-neutral-disgust" / "samples" / "latest.png").is_file()
     assert (demo / "synthetic_disgust.provenance.csv").is_file() and "neutral->disgust" in out
+    assert (demo / "experiment" / "report.html").is_file() and "Did synthetic faces beat oversampling" in out

@@ -229,12 +229,17 @@ def translate(run_dir: Path, n: int, source: str, out: Path, seed: int, no_ema: 
     type=click.IntRange(1),
     help="CycleGAN epochs at constant learning rate (as many again with decay).",
 )
+@click.option("--clf-epochs", default=5, show_default=True, type=click.IntRange(1), help="Classifier epochs.")
+@click.option("--clf-steps", default=25, show_default=True, type=click.IntRange(1), help="Classifier steps per epoch.")
+@click.option("--seeds", default=2, show_default=True, type=click.IntRange(1), help="Experiment seeds per arm.")
 @user_errors
-def demo(out: Path, n: int, seed: int, gan_steps: int, gan_epochs: int) -> None:
-    """End-to-end demo on the built-in toy faces: data, a tiny CycleGAN, synthetic faces with provenance."""
+def demo(out: Path, n: int, seed: int, gan_steps: int, gan_epochs: int, clf_epochs: int, clf_steps: int,
+         seeds: int) -> None:  # fmt: skip
+    """End-to-end demo on the built-in toy faces: data, a tiny CycleGAN, synthetic faces, the experiment."""
     from feraug.demo import run_demo
 
-    run_demo(out, n=n, seed=seed, gan_steps=gan_steps, gan_epochs=gan_epochs, echo=click.echo)
+    run_demo(out, n=n, seed=seed, gan_steps=gan_steps, gan_epochs=gan_epochs, clf_epochs=clf_epochs,
+             clf_steps=clf_steps, seeds=seeds, echo=click.echo)  # fmt: skip
 
 
 @main.group()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -23,20 +24,16 @@ from pathlib import Path
 import torch
 
 
-def feraug_step(batch: int, ngf: int, blocks: int, device: str, streams: str):
+def feraug_step(batch: int, ngf: int, blocks: int, device: str):
     from feraug.config import build_config, parse_override
     from feraug.models.base import StepContext
     from feraug.models.cyclegan import CycleGAN
-    from feraug.train.device import default_streams
 
-    sets = [f"net.ngf={ngf}", f"net.n_blocks={blocks}", f"optim.batch_size={batch}", f"train.streams={streams}"]
+    sets = [f"net.ngf={ngf}", f"net.n_blocks={blocks}", f"optim.batch_size={batch}"]
     cfg = build_config(preset="cyclegan", overrides=[parse_override(s) for s in sets])
     dev = torch.device(device)
-    n_streams = default_streams(dev, batch, cfg.train.streams)
-    if n_streams == 2:
-        torch.set_num_threads(1)
     torch.manual_seed(0)
-    model = CycleGAN(cfg, dev, streams=n_streams)
+    model = CycleGAN(cfg, dev)
     data = {
         "a": torch.rand(batch, 1, 48, 48, device=dev) * 2 - 1,
         "b": torch.rand(batch, 1, 48, 48, device=dev) * 2 - 1,
@@ -48,7 +45,7 @@ def feraug_step(batch: int, ngf: int, blocks: int, device: str, streams: str):
         model.train_step(data, StepContext(state["step"], 0, 0.0, g, None))
         state["step"] += 1
 
-    return step, f"feraug (streams={n_streams})"
+    return step, "feraug"
 
 
 def reference_step(root: Path, batch: int, ngf: int, blocks: int, device: str):
@@ -63,7 +60,7 @@ def run_one(args: argparse.Namespace) -> None:
     if args.only == "reference":
         step, name = reference_step(args.reference, args.batch[0], args.ngf, args.blocks, args.device)
     else:
-        step, name = feraug_step(args.batch[0], args.ngf, args.blocks, args.device, args.streams)
+        step, name = feraug_step(args.batch[0], args.ngf, args.blocks, args.device)
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     for _ in range(args.warmup):
         step()
@@ -100,54 +97,40 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating repeats per implementation (median reported)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--streams", default="auto", help="feraug: auto, 1 or 2")
     ap.add_argument("--only", choices=["feraug", "reference"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.only:
         run_one(args)
         return
     impls = ["feraug"] + (["reference"] if args.reference else [])
-    rows = []
+    runs: dict[tuple[int, str], list[dict]] = {}
     for batch in args.batch:
-        for impl in impls:
-            cmd = [
-                sys.executable,
-                __file__,
-                "--only",
-                impl,
-                "--batch",
-                str(batch),
-                "--ngf",
-                str(args.ngf),
-                "--blocks",
-                str(args.blocks),
-                "--threads",
-                str(args.threads),
-                "--steps",
-                str(args.steps),
-                "--warmup",
-                str(args.warmup),
-                "--device",
-                args.device,
-                "--streams",
-                args.streams,
-            ]
-            if args.reference:
-                cmd += ["--reference", str(args.reference)]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-            rows.append(json.loads(out))
-            print(out, flush=True)
-    print(f"\n{'impl':24s} {'batch':>5s} {'img/s':>8s} {'ms/step':>9s} {'peak RSS MB':>12s}")
-    for r in rows:
-        print(f"{r['impl']:24s} {r['batch']:5d} {r['img_per_s']:8.2f} {r['ms_per_step']:9.1f} {r['peak_rss_mb']:12.0f}")
+        for _ in range(args.rounds):  # alternate implementations so machine noise hits both alike
+            for impl in impls:
+                cmd = [sys.executable, __file__, "--only", impl, "--batch", str(batch), "--ngf", str(args.ngf),
+                       "--blocks", str(args.blocks), "--threads", str(args.threads), "--steps", str(args.steps),
+                       "--warmup", str(args.warmup), "--device", args.device]  # fmt: skip
+                if args.reference:
+                    cmd += ["--reference", str(args.reference)]
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()
+                print(out[-1], flush=True)
+                runs.setdefault((batch, impl), []).append(json.loads(out[-1]))
+    print(f"\n{'impl':10s} {'batch':>5s} {'img/s median':>13s} {'(min-max)':>14s} {'peak RSS MB':>12s}")
+    median = {}
+    for (batch, impl), rs in runs.items():
+        ips = sorted(r["img_per_s"] for r in rs)
+        median[batch, impl] = statistics.median(ips)
+        rss = max(r["peak_rss_mb"] for r in rs)
+        print(f"{impl:10s} {batch:5d} {median[batch, impl]:13.2f} {f'({ips[0]:.2f}-{ips[-1]:.2f})':>14s} {rss:12.0f}")
     if args.reference:
         for batch in args.batch:
-            ours = next(r for r in rows if r["batch"] == batch and r["impl"] != "reference")
-            ref = next(r for r in rows if r["batch"] == batch and r["impl"] == "reference")
+            ours_rss = max(r["peak_rss_mb"] for r in runs[batch, "feraug"])
+            ref_rss = max(r["peak_rss_mb"] for r in runs[batch, "reference"])
             print(
-                f"batch {batch}: feraug / reference = {ours['img_per_s'] / ref['img_per_s']:.2f}x images/s, "
-                f"{ours['peak_rss_mb'] / ref['peak_rss_mb']:.2f}x peak RSS"
+                f"batch {batch}: feraug / reference = {median[batch, 'feraug'] / median[batch, 'reference']:.2f}x "
+                f"images/s, {ours_rss / ref_rss:.2f}x peak RSS"
             )
 
 

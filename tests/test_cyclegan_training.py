@@ -45,15 +45,15 @@ def state_tensors(run: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize(("preset", "streams"), [("cyclegan-improved", 2), ("wcyclegan", 1)])
-def test_resume_is_bitwise_exact(tmp_path: Path, faces: FaceDataset, preset: str, streams: int) -> None:
-    sets = ["optim.epochs=1", "optim.epochs_decay=1", "train.steps_per_epoch=3", f"train.streams={streams}",
-            "train.ema_decay=0.9", "loss.n_critic=2"]  # fmt: skip
+@pytest.mark.parametrize("preset", ["cyclegan-improved", "wcyclegan"])
+def test_resume_is_bitwise_exact(tmp_path: Path, faces: FaceDataset, preset: str) -> None:
+    sets = ["optim.epochs=1", "optim.epochs_decay=1", "train.steps_per_epoch=3", "train.ema_decay=0.9",
+            "loss.n_critic=2"]  # fmt: skip
     straight = tmp_path / "straight"
     train_cyclegan(config(preset, *sets), straight, data=faces, progress=False)
 
     split = tmp_path / "split"
-    first = config(preset, *sets[:-5], "optim.epochs_decay=0", *sets[2:])  # the same run, stopped after epoch 1
+    first = config(preset, sets[0], "optim.epochs_decay=0", *sets[2:])  # the same run, stopped after epoch 1
     train_cyclegan(first, split, data=faces, progress=False)
     assert load_checkpoint(checkpoint_path(split))["step"] == 3
     train_cyclegan(config(preset, *sets), split, resume=True, data=faces, progress=False)

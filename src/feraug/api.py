@@ -11,7 +11,7 @@ from feraug.data.classes import emotion_index
 from feraug.data.dataset import FaceDataset
 from feraug.data.load import load_dataset
 from feraug.models.cyclegan import CycleGAN
-from feraug.train.device import autocast_dtype, default_streams, resolve_device
+from feraug.train.device import autocast_dtype, resolve_device
 from feraug.train.runinfo import write_run_info
 from feraug.train.sampler import DomainSampler
 from feraug.train.seeding import INIT, derive_seed
@@ -40,11 +40,8 @@ def build_cyclegan_trainer(
     t = cfg.train
     device = resolve_device(t.device)
     domains = cyclegan_domains(cfg, data)
-    streams = default_streams(device, cfg.optim.batch_size, t.streams)
-    if streams == 2:
-        torch.set_num_threads(1)  # each stream gets one core; see feraug.models.base.Streams
     torch.manual_seed(derive_seed(t.seed, INIT))
-    model = CycleGAN(cfg, device, streams=streams)
+    model = CycleGAN(cfg, device)
     sampler = DomainSampler({k: v.images for k, v in domains.items()}, cfg.optim.batch_size, seed=t.seed,
                             device=device, augment=cfg.optim.augment, steps_per_epoch=t.steps_per_epoch)  # fmt: skip
     schedule = Schedule(cfg.optim.epochs, cfg.optim.epochs_decay, sampler.steps_per_epoch)
@@ -62,15 +59,10 @@ def train_cyclegan(
     run_dir = Path(run_dir)
     if not resume and (run_dir / "checkpoints" / "last.pt").exists():
         raise FileExistsError(f"{run_dir} already holds a run; pass resume to continue it or pick another --out")
-    threads = torch.get_num_threads()
     trainer = build_cyclegan_trainer(cfg, run_dir, data=data, progress=progress)
     if resume:
         trainer.resume()
     else:
         write_run_info(run_dir, trainer.config, cfg.train.seed, trainer.device)
-    try:
-        trainer.fit()
-    finally:
-        trainer.model.streams.close()
-        torch.set_num_threads(threads)
+    trainer.fit()
     return trainer

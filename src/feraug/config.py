@@ -108,7 +108,6 @@ class TrainConfig(Strict):
     log_every: int = Field(50, ge=1)
     checkpoint_every: int = Field(1000, ge=1, description="steps between checkpoints (also at epoch ends)")
     sample_every: int = Field(1, ge=1, description="epochs between sample grids")
-    streams: int | Literal["auto"] = Field("auto", description="CPU: run the two cycle directions in 2 threads")
     max_loss: float = Field(1e4, gt=0.0, description="stop when a loss exceeds this (divergence guard)")
 
 

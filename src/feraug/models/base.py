@@ -8,15 +8,11 @@ family means writing one class that satisfies :class:`GANModel`; the trainer doe
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import torch
 from torch import nn
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -58,41 +54,3 @@ class GANModel(Protocol):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`extra_state`."""
-
-
-class Streams:
-    """Run two independent computations concurrently on a 2-thread CPU, one thread each.
-
-    Why: at batch 1 a 48x48 CycleGAN's convolutions are too small to keep two cores busy
-    from one op at a time; the two cycle directions are independent until their gradients meet,
-    so running them as two single-threaded streams uses both cores (~1.5x measured, see
-    ``benchmarks/bench_cyclegan_step.py``). Autocast state is thread-local, so each stream
-    enters it itself.
-    """
-
-    def __init__(self, n: int, autocast_device: str) -> None:
-        if n not in (1, 2):
-            raise ValueError(f"streams must be 1 or 2, got {n}")
-        self.n = n
-        self.device_type = autocast_device
-        self._pool = ThreadPoolExecutor(1, initializer=torch.set_num_threads, initargs=(1,)) if n == 2 else None
-
-    def run(self, first: Callable[[], T], second: Callable[[], T], dtype: torch.dtype | None) -> tuple[T, T]:
-        """``(first(), second())``, concurrently when two streams are configured."""
-
-        def wrapped(fn: Callable[[], T]) -> Callable[[], T]:
-            def call() -> T:
-                with torch.autocast(self.device_type, dtype=dtype, enabled=dtype is not None):
-                    return fn()
-
-            return call
-
-        if self._pool is None:
-            return wrapped(first)(), wrapped(second)()
-        future = self._pool.submit(wrapped(second))
-        return wrapped(first)(), future.result()
-
-    def close(self) -> None:
-        """Stop the worker thread."""
-        if self._pool is not None:
-            self._pool.shutdown()

@@ -36,10 +36,3 @@ def autocast_dtype(device: torch.device, amp: bool | str) -> torch.dtype | None:
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return torch.float16
     return torch.bfloat16
-
-
-def default_streams(device: torch.device, batch_size: int, requested: int | str) -> int:
-    """Two single-threaded streams on a multi-core CPU at small batches, else one."""
-    if requested != "auto":
-        return int(requested)
-    return 2 if device.type == "cpu" and torch.get_num_threads() >= 2 and batch_size <= 4 else 1

@@ -2,7 +2,7 @@
 
 Why: if step ``k``'s augmentation and pool decisions depend only on ``(seed, k)``, a run resumed
 at step ``k`` replays exactly what the uninterrupted run would have done, with no RNG state to
-save, and two streams never share (and race on) one generator.
+save, and two consumers (e.g. the two image pools) never share one generator.
 """
 
 from __future__ import annotations

@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 import torch
-from feraug.evaluate.classifier import predict_proba, train_classifier
 
 from feraug.api import train_cyclegan
 from feraug.config import ClassifierConfig, CycleGANConfig, build_config, parse_override
 from feraug.data import emotion_index, make_toy_faces, render_pairs
+from feraug.evaluate.classifier import predict_proba, train_classifier
 from feraug.evaluate.image_quality import mean_abs_error, ssim
 from feraug.report.grid import labelled_grid, save_image
 from feraug.synth.translate import load_translator
@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--epochs-decay", type=int, default=4)
-    ap.add_argument("--steps-per-epoch", type=int, default=150)
+    ap.add_argument("--steps-per-epoch", type=int, default=120)
     ap.add_argument("--pairs", type=int, default=500, help="held-out identities to evaluate on")
     ap.add_argument("--classifier-epochs", type=int, default=6)
     ap.add_argument("--set", dest="sets", action="append", default=[], help="extra CycleGAN overrides")
@@ -64,7 +64,9 @@ def main() -> None:
     t1 = time.perf_counter()
     clf_data = make_toy_faces(n=6000, seed=101)
     train, val = clf_data.split("Training"), clf_data.split("PublicTest")
-    clf_cfg = ClassifierConfig(arch="simple", epochs=args.classifier_epochs, seed=0)
+    clf_cfg = ClassifierConfig(
+        arch="vgg", arch_kwargs={"width": 0.25, "fc": 256}, epochs=args.classifier_epochs, seed=0
+    )
     net = train_classifier(clf_cfg, train, val, args.out / "classifier").net
     clf_seconds = time.perf_counter() - t1
     val_acc = float((predict_proba(net, val).argmax(1) == val.labels.numpy()).mean())

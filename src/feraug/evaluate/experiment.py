@@ -360,6 +360,17 @@ def _compare(a_runs: list[RunResult], b_runs: list[RunResult], name: str, metric
     if "primary" in out:
         low, high = out["primary"]["ci95"]
         out["outcome"] = "better" if low > 0 else "worse" if high < 0 else "inconclusive"
+        if out["outcome"] != "inconclusive" and "corrected_ttest" not in out:
+            # A test-image bootstrap sees only test-set noise. A difference also has to hold across training
+            # seeds (paired t, p < 0.05, same sign) before the verdict calls it real.
+            pt = out.get("paired_test")
+            agrees = (pt is not None and pt["p_ttest"] is not None and pt["p_ttest"] < 0.05
+                      and (pt["mean_diff"] > 0) == (out["outcome"] == "better"))  # fmt: skip
+            if not agrees:
+                shown = f"paired t p = {pt['p_ttest']:.3g}" if pt and pt["p_ttest"] is not None else "one seed"
+                out["notes"].append(f"test-image CI excludes 0 but training randomness is not ruled out "
+                                    f"({shown} across seeds): counted as inconclusive")  # fmt: skip
+                out["outcome"] = "inconclusive"
     return out
 
 

@@ -60,7 +60,12 @@ from feraug.evaluate.protocols import (
     trts_protocol,
     tstr_protocol,
 )
-from feraug.evaluate.statistics import corrected_resampled_ttest, paired_bootstrap, paired_test
+from feraug.evaluate.statistics import (
+    bootstrap_interval,
+    corrected_resampled_ttest,
+    paired_bootstrap,
+    paired_test,
+)
 from feraug.train.seeding import SELECT, derive_seed
 
 if TYPE_CHECKING:
@@ -259,14 +264,9 @@ def pooled_paired_bootstrap(
         w = np.bincount((rows + n * np.arange(len(rows))[:, None]).ravel(), minlength=len(rows) * n)
         w = w.reshape(len(rows), n).astype(np.float64)
         delta[start : start + len(rows)] = score(w, pb) - score(w, pa)
-    low, high = np.percentile(delta, [2.5, 97.5])
-    below, above = int(np.sum(delta <= 0)), int(np.sum(delta >= 0))
-    p = min(1.0, 2.0 * min(below + 1, above + 1) / (n_boot + 1))
-    return {
-        "metric": metric, "n": n, "n_boot": n_boot, "seed": seed, "metric_a": observed[0], "metric_b": observed[1],
-        "diff": observed[1] - observed[0], "ci95": [float(low), float(high)],
-        "se": float(delta.std(ddof=1)) if n_boot > 1 else None, "p": p, "runs": len(pa),
-    }  # fmt: skip
+    return {"metric": metric, "n": n, "n_boot": n_boot, "seed": seed, "metric_a": observed[0],
+            "metric_b": observed[1], "diff": observed[1] - observed[0], **bootstrap_interval(delta),
+            "runs": len(pa)}  # fmt: skip
 
 
 @dataclass(frozen=True)

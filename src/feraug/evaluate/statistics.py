@@ -226,12 +226,19 @@ def paired_bootstrap(y_true: ArrayLike, pred_a: ArrayLike, pred_b: ArrayLike, me
     else:
         raise ValueError(f"unknown metric {metric!r}: expected 'accuracy', 'macro_f1' or a callable")
 
-    delta = boot_b - boot_a
+    return {"metric": name, "n": n, "n_boot": n_boot, "seed": seed, "metric_a": observed[0],
+            "metric_b": observed[1], "diff": observed[1] - observed[0],
+            **bootstrap_interval(boot_b - boot_a)}  # fmt: skip
+
+
+def bootstrap_interval(delta: np.ndarray) -> dict[str, Any]:
+    """Percentile 95% CI, standard error and two-sided p of bootstrap differences ``delta``.
+
+    ``p = min(1, 2·min(1 + #{Δ ≤ 0}, 1 + #{Δ ≥ 0}) / (B + 1))``: the share of resamples on the far side
+    of zero, with the +1 correction that keeps p above 0 for a finite number of resamples.
+    """
+    n_boot = delta.size
     low, high = np.percentile(delta, [2.5, 97.5])
     below, above = int(np.sum(delta <= 0)), int(np.sum(delta >= 0))
-    p = min(1.0, 2.0 * min(below + 1, above + 1) / (n_boot + 1))
-    return {
-        "metric": name, "n": n, "n_boot": n_boot, "seed": seed, "metric_a": observed[0], "metric_b": observed[1],
-        "diff": observed[1] - observed[0], "ci95": [float(low), float(high)],
-        "se": float(delta.std(ddof=1)) if n_boot > 1 else None, "p": p,
-    }  # fmt: skip
+    return {"ci95": [float(low), float(high)], "se": float(delta.std(ddof=1)) if n_boot > 1 else None,
+            "p": min(1.0, 2.0 * min(below + 1, above + 1) / (n_boot + 1))}  # fmt: skip

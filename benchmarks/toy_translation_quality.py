@@ -7,7 +7,8 @@ Toy faces render one identity under any expression, so for held-out identities w
 what the translated face should look like. Reported, for the translations and for the untranslated
 inputs (the identity baseline) and the ground-truth targets (the ceiling):
 
-* mean SSIM and mean absolute error to the ground-truth target face;
+* mean SSIM and mean absolute error to the ground-truth target face, and the mean absolute error
+  inside the expression region (eyes, brows, mouth: where source and target faces differ);
 * the share that an expression classifier trained on other toy faces labels as the target emotion.
 """
 
@@ -23,6 +24,7 @@ import torch
 from feraug.api import train_cyclegan
 from feraug.config import ClassifierConfig, CycleGANConfig, build_config, parse_override
 from feraug.data import emotion_index, make_toy_faces, render_pairs
+from feraug.data.toy import expression_mask
 from feraug.evaluate.classifier import predict_proba, train_classifier
 from feraug.evaluate.image_quality import mean_abs_error, ssim
 from feraug.report.grid import labelled_grid, save_image
@@ -75,6 +77,7 @@ def main() -> None:
     translator = load_translator(run, args.source)
     fakes = translator(inputs)
     target = emotion_index(args.target)
+    region = torch.from_numpy(expression_mask(inputs.shape[-1]))
     rows = {"input (identity baseline)": inputs, "translated": fakes, "ground truth": truth}
     results = {"direction": translator.direction, "weights": translator.weights, "pairs": args.pairs,
                "classifier_val_accuracy": val_acc, "gan_train_seconds": gan_seconds,
@@ -84,16 +87,20 @@ def main() -> None:
         results[name] = {
             "ssim_to_truth": float(ssim(images, truth).mean()),
             "mae_to_truth": float(mean_abs_error(images, truth).mean()),
+            "mae_to_truth_expression_region": float((images.float() - truth.float()).abs()[:, region].mean()),
             "classified_as_target": float((pred == target).mean()),
         }
     (args.out / "quality.json").write_text(json.dumps(results, indent=2))
     k = 12
     grid = labelled_grid([inputs[:k], fakes[:k], truth[:k]], ["input", "translated", "ground truth"], scale=2)
     save_image(grid, args.out / "quality_grid.png")
-    print(f"{'':28s} {'SSIM to truth':>14s} {'MAE to truth':>13s} {'as ' + args.target:>12s}")
+    print(f"{'':28s} {'SSIM to truth':>14s} {'MAE to truth':>13s} {'MAE expr.':>10s} {'as ' + args.target:>12s}")
     for name in rows:
         r = results[name]
-        print(f"{name:28s} {r['ssim_to_truth']:14.3f} {r['mae_to_truth']:13.1f} {r['classified_as_target']:12.1%}")
+        print(
+            f"{name:28s} {r['ssim_to_truth']:14.3f} {r['mae_to_truth']:13.1f} "
+            f"{r['mae_to_truth_expression_region']:10.1f} {r['classified_as_target']:12.1%}"
+        )
     print(f"classifier val accuracy on toy faces: {val_acc:.1%}; grid: {args.out / 'quality_grid.png'}")
 
 

@@ -116,9 +116,11 @@ def test_checkpoint_of_another_model_is_refused(tmp_path: Path, faces: FaceDatas
         train_cyclegan(config("cyclegan", *sets), tmp_path, data=faces, progress=False)
 
 
-def test_translate_writes_fer2013_rows_with_provenance(tmp_path: Path, faces: FaceDataset) -> None:
+@pytest.mark.parametrize("output", ["image", "residual"])
+def test_translate_writes_fer2013_rows_with_provenance(tmp_path: Path, faces: FaceDataset, output: str) -> None:
     run = tmp_path / "run"
-    sets = ["optim.epochs=1", "optim.epochs_decay=0", "train.steps_per_epoch=2", "train.ema_decay=0.5"]
+    sets = ["optim.epochs=1", "optim.epochs_decay=0", "train.steps_per_epoch=2", "train.ema_decay=0.5",
+            f"net.output={output}"]  # fmt: skip
     train_cyclegan(config("cyclegan", *sets), run, data=faces, progress=False)
     result = translate(run, 12, "neutral", tmp_path / "syn.csv.gz", seed=3, data=faces)
     assert result.direction == "neutral->happy"

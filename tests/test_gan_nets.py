@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from feraug.nets.gan_nets import PatchDiscriminator, ResnetGenerator, init_weights
+from feraug.nets.gan_nets import HeadConv2d, PatchDiscriminator, ResnetGenerator, StemConv2d, init_weights
 
 
 @pytest.mark.parametrize("size", [48, 64])
@@ -47,3 +47,50 @@ def test_init_weights_follows_the_paper() -> None:
     init_weights(g)
     w = torch.cat([m.weight.flatten() for m in g.modules() if isinstance(m, torch.nn.Conv2d)])
     assert abs(w.mean().item()) < 1e-3 and abs(w.std().item() - 0.02) < 1e-3
+
+
+@pytest.mark.parametrize(("cls", "cin", "cout"), [(StemConv2d, 1, 16), (StemConv2d, 3, 5), (HeadConv2d, 16, 1),
+                                                  (HeadConv2d, 8, 3)])  # fmt: skip
+@pytest.mark.parametrize("bias", [True, False])
+def test_cpu_fast_convs_equal_the_library_conv(cls: type[torch.nn.Conv2d], cin: int, cout: int, bias: bool) -> None:
+    torch.manual_seed(0)
+    fast = cls(cin, cout, 7, bias=bias)
+    ref = torch.nn.Conv2d(cin, cout, 7, bias=bias)
+    ref.load_state_dict(fast.state_dict())  # same parameters, so checkpoints are interchangeable
+    x = torch.randn(2, cin, 20, 17, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    y, y_ref = fast(x), ref(x_ref)
+    assert y.shape == y_ref.shape == (2, cout, 14, 11)
+    torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-4)
+    g = torch.randn_like(y)
+    y.backward(g)
+    y_ref.backward(g)
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fast.weight.grad, ref.weight.grad, rtol=1e-4, atol=2e-4)
+    if bias:
+        torch.testing.assert_close(fast.bias.grad, ref.bias.grad, rtol=1e-4, atol=2e-4)
+
+
+def test_residual_generator_adds_a_change_to_its_input() -> None:
+    torch.manual_seed(0)
+    g = ResnetGenerator(ngf=8, n_blocks=1, output="residual")
+    assert g.arch["output"] == "residual"
+    x = torch.rand(2, 1, 48, 48) * 1.6 - 0.8
+    y = g(x)
+    assert y.shape == (2, 1, 48, 48) and y.abs().max() <= 1.0
+    torch.testing.assert_close(y, (x + g.net(x)).clamp(-1, 1))
+    head = g.net[-1]
+    with torch.no_grad():  # no predicted change: the input passes through pixel for pixel, noise included
+        head.weight.zero_()
+        head.bias.zero_()
+    assert torch.equal(g(x), x)
+    with torch.no_grad():  # a large change saturates at the valid range
+        head.bias.fill_(5.0)
+    assert torch.equal(g(x), torch.ones_like(x))
+
+
+def test_generator_output_is_validated() -> None:
+    with pytest.raises(ValueError, match="unknown generator output 'mask'"):
+        ResnetGenerator(ngf=4, n_blocks=1, output="mask")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs in_channels == out_channels, got 1 and 3"):
+        ResnetGenerator(1, 3, ngf=4, n_blocks=1, output="residual")

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from feraug.data.classes import emotion_index, emotion_name
 from feraug.gan.losses import GanMode
-from feraug.nets.gan_nets import Norm
+from feraug.nets.gan_nets import Norm, Output
 
 
 class ConfigError(ValueError):
@@ -69,6 +69,7 @@ class NetConfig(Strict):
     n_layers: int = Field(3, ge=1)
     norm: Norm = "instance"
     d_norm: Norm | None = Field(None, description="discriminator norm if not `norm` (none for WGAN-GP critics)")
+    output: Output = Field("image", description="image (CycleGAN: tanh) or residual (input + predicted change)")
 
 
 class LossConfig(Strict):

@@ -46,7 +46,7 @@ class CycleGAN:
         n, loss = cfg.net, cfg.loss
 
         def generator() -> ResnetGenerator:
-            return ResnetGenerator(1, 1, n.ngf, n.n_blocks, n.norm)
+            return ResnetGenerator(1, 1, n.ngf, n.n_blocks, n.norm, n.output)
 
         def discriminator() -> PatchDiscriminator:
             return PatchDiscriminator(1, n.ndf, n.n_layers, n.d_norm or n.norm)

@@ -4,7 +4,10 @@ Architecture after Zhu et al. 2017 ("Unpaired Image-to-Image Translation using C
 Adversarial Networks", appendix 7.2), as used by both seeds:
 
 * generator ``c7s1-ngf, d2ngf, d4ngf, R4ngf x n_blocks, u2ngf, ungf, c7s1-out`` + tanh; at 48x48
-  the residual blocks run at 12x12.
+  the residual blocks run at 12x12. With ``output="residual"`` (residual image learning, Shen & Liu
+  2017) the last layer predicts a *change* added to the input, ``clamp(input + Δ, -1, 1)``: an
+  expression edit then only has to draw what differs, and identity, pose and even sensor noise
+  pass through pixel for pixel instead of being re-synthesized through the 12x12 bottleneck.
 * PatchGAN ``C64-C128-C256-C512`` (``n_layers`` stride-2/1 stages) ending in a 1-channel map of
   per-patch scores; at 48x48 with ``n_layers=3`` each of its 4x4 outputs sees a 70x70-style patch
   clipped to the image. The same network is the Wasserstein *critic* (no sigmoid is ever applied
@@ -17,9 +20,11 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.nn.functional as F  # noqa: N812 - the universal PyTorch idiom
 from torch import nn
 
 Norm = Literal["instance", "batch", "none"]
+Output = Literal["image", "residual"]
 
 
 def norm_layer(kind: Norm, channels: int) -> nn.Module:
@@ -31,6 +36,48 @@ def norm_layer(kind: Norm, channels: int) -> nn.Module:
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"unknown norm {kind!r}: expected instance, batch or none")
+
+
+class StemConv2d(nn.Conv2d):
+    """Stride-1, unpadded conv for few input channels, run on CPU as one im2col GEMM.
+
+    oneDNN's direct kernels are ~2x slower than ``unfold`` + ``matmul`` for the generator's 7x7 stem on a
+    1-channel face (the im2col matrix is only ``49 x H*W``). Same parameters as :class:`torch.nn.Conv2d`, so
+    checkpoints are interchangeable; other devices use the library convolution.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu":
+            return super().forward(x)
+        n, _, h, w = x.shape
+        kh, kw = self.kernel_size
+        y = torch.matmul(self.weight.reshape(self.out_channels, -1), F.unfold(x, self.kernel_size))
+        if self.bias is not None:
+            y = y + self.bias.view(1, -1, 1)
+        return y.view(n, self.out_channels, h - kh + 1, w - kw + 1)
+
+
+class HeadConv2d(nn.Conv2d):
+    """Stride-1, unpadded conv to few output channels, run on CPU as a GEMM plus a ``fold``.
+
+    oneDNN runs the generator's ``64 -> 1`` 7x7 output conv (and its backward) at a few GFLOP/s. Here every
+    kernel tap ``t`` is a 1x1 projection ``z_t = W_t · x`` (one ``k² x C`` GEMM over all pixels) and the output
+    is ``y[p] = Σ_t z_t[p + t]``, which :func:`torch.nn.functional.fold` computes when the taps are flipped.
+    Measured ~2.5x faster forward + backward than the library conv at batch 1-3.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu":
+            return super().forward(x)
+        n, c, h, w = x.shape
+        kh, kw = self.kernel_size
+        co = self.out_channels
+        # taps in reverse order: fold scatters block l to l + t, the conv gathers p + t into p
+        proj = self.weight.permute(2, 3, 0, 1).flip(0, 1).reshape(kh * kw * co, c)
+        z = torch.matmul(proj, x.reshape(n, c, h * w))  # [N, k²·C_out, H·W], tap-major like fold wants
+        z = z.view(n, kh * kw, co, h * w).transpose(1, 2).reshape(n, co * kh * kw, h * w)
+        y = F.fold(z, (h + kh - 1, w + kw - 1), self.kernel_size)[:, :, kh - 1 : h, kw - 1 : w]
+        return y + self.bias.view(1, -1, 1, 1) if self.bias is not None else y
 
 
 class ResidualBlock(nn.Module):
@@ -60,16 +107,22 @@ class ResnetGenerator(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, ngf: int = 64, n_blocks: int = 6,
-                 norm: Norm = "instance") -> None:  # fmt: skip
+                 norm: Norm = "instance", output: Output = "image") -> None:  # fmt: skip
         super().__init__()
         if n_blocks < 0 or ngf < 1:
             raise ValueError(f"need ngf >= 1 and n_blocks >= 0, got ngf={ngf}, n_blocks={n_blocks}")
+        if output not in ("image", "residual"):
+            raise ValueError(f"unknown generator output {output!r}: expected image or residual")
+        if output == "residual" and in_channels != out_channels:
+            raise ValueError(f"residual output adds to the input: needs in_channels == out_channels, "
+                             f"got {in_channels} and {out_channels}")  # fmt: skip
         self.arch = {"in_channels": in_channels, "out_channels": out_channels, "ngf": ngf, "n_blocks": n_blocks,
-                     "norm": norm}  # fmt: skip
+                     "norm": norm, "output": output}  # fmt: skip
+        self.output = output
         bias = norm == "instance"
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
-            nn.Conv2d(in_channels, ngf, 7, bias=bias),
+            StemConv2d(in_channels, ngf, 7, bias=bias),
             norm_layer(norm, ngf),
             nn.ReLU(inplace=True),
         ]
@@ -86,13 +139,16 @@ class ResnetGenerator(nn.Module):
                 norm_layer(norm, ngf * mult // 2),
                 nn.ReLU(inplace=True),
             ]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
+        layers += [nn.ReflectionPad2d(3), HeadConv2d(ngf, out_channels, 7)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] % 4 or x.shape[-2] % 4:
             raise ValueError(f"generator input must have H and W divisible by 4, got {tuple(x.shape[-2:])}")
-        return self.net(x)
+        h = self.net(x)
+        if self.output == "image":
+            return torch.tanh(h)
+        return (x + h).clamp(-1.0, 1.0)
 
 
 class PatchDiscriminator(nn.Module):

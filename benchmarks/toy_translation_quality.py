@@ -47,9 +47,10 @@ def main() -> None:
     ap.add_argument("--steps-per-epoch", type=int, default=120)
     ap.add_argument("--pairs", type=int, default=500, help="held-out identities to evaluate on")
     ap.add_argument("--classifier-epochs", type=int, default=6)
+    ap.add_argument("--threads", type=int, default=2, help="CPU threads (1 lets two runs share 2 cores)")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="extra CycleGAN overrides")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
 
     run = args.out / "cyclegan"
     t0 = time.perf_counter()

@@ -49,6 +49,16 @@ def test_init_weights_follows_the_paper() -> None:
     assert abs(w.mean().item()) < 1e-3 and abs(w.std().item() - 0.02) < 1e-3
 
 
+def test_residual_generator_starts_as_the_identity() -> None:
+    torch.manual_seed(0)
+    g = ResnetGenerator(ngf=8, n_blocks=2, output="residual")
+    init_weights(g)
+    x = torch.rand(2, 1, 48, 48) * 2 - 1
+    assert torch.equal(g(x), x)
+    g(x).sum().backward()  # the zero head still learns: its gradient is the features, not zero
+    assert g.net[-1].weight.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize(("cls", "cin", "cout"), [(StemConv2d, 1, 16), (StemConv2d, 3, 5), (HeadConv2d, 16, 1),
                                                   (HeadConv2d, 8, 3)])  # fmt: skip
 @pytest.mark.parametrize("bias", [True, False])

@@ -185,7 +185,13 @@ class PatchDiscriminator(nn.Module):
 
 
 def init_weights(module: nn.Module, gain: float = 0.02) -> None:
-    """CycleGAN-paper init: conv weights ~ N(0, 0.02), biases 0, norm scales ~ N(1, 0.02)."""
+    """CycleGAN-paper init: conv weights ~ N(0, 0.02), biases 0, norm scales ~ N(1, 0.02).
+
+    A residual-output generator's last conv starts at zero, so the generator starts as the exact identity.
+    With the paper init its first change would be noise of std ~0.5 over the whole face, which the cycle and
+    identity losses then spend hundreds of steps removing (zero-initialising the last layer of a residual
+    branch is the usual remedy, as in Goyal et al. 2017 and ControlNet).
+    """
     for m in module.modules():
         if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
             nn.init.normal_(m.weight, 0.0, gain)
@@ -194,3 +200,9 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, gain)
             nn.init.zeros_(m.bias)
+    for m in module.modules():
+        if isinstance(m, ResnetGenerator) and m.output == "residual":
+            head = m.net[-1]
+            nn.init.zeros_(head.weight)
+            if head.bias is not None:
+                nn.init.zeros_(head.bias)

@@ -54,13 +54,14 @@ def main() -> None:
 
     run = args.out / "cyclegan"
     t0 = time.perf_counter()
-    if not checkpoint_path(run).exists():
-        sets = [f"data.data=toy:{args.n_faces}:0", f"data.source={args.source}", f"data.target={args.target}",
-                f"net.ngf={args.ngf}", f"net.n_blocks={args.blocks}", f"optim.batch_size={args.batch}",
-                f"optim.epochs={args.epochs}", f"optim.epochs_decay={args.epochs_decay}",
-                f"train.steps_per_epoch={args.steps_per_epoch}", "train.ema_decay=0.99", *args.sets]  # fmt: skip
-        cfg = build_config(CycleGANConfig, preset=args.preset, overrides=[parse_override(s) for s in sets])
-        train_cyclegan(cfg, run)
+    sets = [f"data.data=toy:{args.n_faces}:0", f"data.source={args.source}", f"data.target={args.target}",
+            f"net.ngf={args.ngf}", f"net.n_blocks={args.blocks}", f"optim.batch_size={args.batch}",
+            f"optim.epochs={args.epochs}", f"optim.epochs_decay={args.epochs_decay}",
+            f"train.steps_per_epoch={args.steps_per_epoch}", "train.ema_decay=0.99", *args.sets]  # fmt: skip
+    cfg = build_config(CycleGANConfig, preset=args.preset, overrides=[parse_override(s) for s in sets])
+    # An interrupted run continues where it stopped (a finished one returns at once) instead of being
+    # evaluated half-trained; the seconds below then count only this invocation's training.
+    train_cyclegan(cfg, run, resume=checkpoint_path(run).exists())
     gan_seconds = time.perf_counter() - t0
 
     # An expression classifier trained on *other* toy faces (different seed, so different identities).

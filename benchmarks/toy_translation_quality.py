@@ -8,7 +8,8 @@ what the translated face should look like. Reported, for the translations and fo
 inputs (the identity baseline) and the ground-truth targets (the ceiling):
 
 * mean SSIM and mean absolute error to the ground-truth target face, and the mean absolute error
-  inside the expression region (eyes, brows, mouth: where source and target faces differ);
+  inside the expression region (eyes, brows, mouth: where source and target faces differ), and how
+  much an image changed its input outside that region;
 * the share that an expression classifier trained on other toy faces labels as the target emotion;
 * paired over identities: the share of translations closer to their ground truth than their input
   was (by SSIM and by MAE), with a Wilcoxon signed-rank test of the paired differences.
@@ -36,6 +37,13 @@ from feraug.synth.translate import load_translator
 from feraug.train.trainer import checkpoint_path
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/toy-quality"))
@@ -51,7 +59,7 @@ def main() -> None:
     ap.add_argument("--steps-per-epoch", type=int, default=120)
     ap.add_argument("--pairs", type=int, default=500, help="held-out identities to evaluate on")
     ap.add_argument("--classifier-epochs", type=int, default=6)
-    ap.add_argument("--threads", type=int, default=2, help="CPU threads (1 lets two runs share 2 cores)")
+    ap.add_argument("--threads", type=_positive, default=2, help="CPU threads (1 lets two runs share 2 cores)")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="extra CycleGAN overrides")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -96,6 +104,8 @@ def main() -> None:
             "mae_to_truth": float(mean_abs_error(images, truth).mean()),
             "mae_to_truth_expression_region": float((images.float() - truth.float()).abs()[:, region].mean()),
             "classified_as_target": float((pred == target).mean()),
+            # how much of the rest of the face (identity, lighting, noise) the image no longer keeps
+            "mae_to_input_outside_expression_region": float((images.float() - inputs.float()).abs()[:, ~region].mean()),
         }
     # Paired over the same identities: is a translation closer to its ground truth than its own input was?
     for name, metric, closer in (("ssim", ssim, np.greater), ("mae", mean_abs_error, np.less)):
@@ -119,6 +129,10 @@ def main() -> None:
             f"paired {name.upper()}: translated closer to ground truth than its input for "
             f"{r['share_translated_closer']:.1%} of identities (Wilcoxon signed-rank p = {r['wilcoxon_p']:.2g})"
         )
+    print(
+        f"translated faces differ from their inputs outside the expression region by "
+        f"{results['translated']['mae_to_input_outside_expression_region']:.2f} grey levels on average"
+    )
     print(f"classifier val accuracy on toy faces: {val_acc:.1%}; grid: {args.out / 'quality_grid.png'}")
 
 

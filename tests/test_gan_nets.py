@@ -56,7 +56,7 @@ def test_residual_generator_starts_as_the_identity() -> None:
     x = torch.rand(2, 1, 48, 48) * 2 - 1
     assert torch.equal(g(x), x)
     g(x).sum().backward()  # the zero head still learns: its gradient is the features, not zero
-    assert g.net[-1].weight.grad.abs().sum() > 0
+    assert g.head.weight.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize(("cls", "cin", "cout"), [(StemConv2d, 1, 16), (StemConv2d, 3, 5), (HeadConv2d, 16, 1),

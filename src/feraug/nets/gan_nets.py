@@ -142,6 +142,11 @@ class ResnetGenerator(nn.Module):
         layers += [nn.ReflectionPad2d(3), HeadConv2d(ngf, out_channels, 7)]
         self.net = nn.Sequential(*layers)
 
+    @property
+    def head(self) -> HeadConv2d:
+        """The output conv (zero-initialised for residual output, see :func:`init_weights`)."""
+        return self.net[-1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] % 4 or x.shape[-2] % 4:
             raise ValueError(f"generator input must have H and W divisible by 4, got {tuple(x.shape[-2:])}")
@@ -202,7 +207,6 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> None:
             nn.init.zeros_(m.bias)
     for m in module.modules():
         if isinstance(m, ResnetGenerator) and m.output == "residual":
-            head = m.net[-1]
-            nn.init.zeros_(head.weight)
-            if head.bias is not None:
-                nn.init.zeros_(head.bias)
+            nn.init.zeros_(m.head.weight)
+            if m.head.bias is not None:
+                nn.init.zeros_(m.head.bias)

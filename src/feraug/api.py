@@ -12,6 +12,7 @@ from feraug.data.dataset import FaceDataset
 from feraug.data.load import load_dataset
 from feraug.models.cyclegan import CycleGAN
 from feraug.train.device import autocast_dtype, resolve_device
+from feraug.train.distributed import init_distributed, shard
 from feraug.train.runinfo import write_run_info
 from feraug.train.sampler import DomainSampler
 from feraug.train.seeding import INIT, derive_seed
@@ -36,19 +37,23 @@ def cyclegan_domains(cfg: CycleGANConfig, data: FaceDataset | None = None) -> di
 def build_cyclegan_trainer(
     cfg: CycleGANConfig, run_dir: Path, *, data: FaceDataset | None = None, progress: bool = True
 ) -> Trainer:
-    """Model, sampler and trainer for ``cfg`` (weights initialized from the run's seed)."""
+    """Model, sampler and trainer for ``cfg`` (weights initialized from the run's seed).
+
+    Under torchrun this process joins the data-parallel group and trains on its shard of each batch.
+    """
     t = cfg.train
-    device = resolve_device(t.device)
+    dist, device = init_distributed(resolve_device(t.device))
     domains = cyclegan_domains(cfg, data)
     torch.manual_seed(derive_seed(t.seed, INIT))
     model = CycleGAN(cfg, device)
     sampler = DomainSampler({k: v.images for k, v in domains.items()}, cfg.optim.batch_size, seed=t.seed,
-                            device=device, augment=cfg.optim.augment, steps_per_epoch=t.steps_per_epoch)  # fmt: skip
+                            device=device, augment=cfg.optim.augment, steps_per_epoch=t.steps_per_epoch,
+                            shard=shard(cfg.optim.batch_size, dist))  # fmt: skip
     schedule = Schedule(cfg.optim.epochs, cfg.optim.epochs_decay, sampler.steps_per_epoch)
     return Trainer(model, sampler, schedule, run_dir, seed=t.seed, device=device,
                    autocast_dtype=autocast_dtype(device, t.amp), ema_decay=t.ema_decay, log_every=t.log_every,
                    checkpoint_every=t.checkpoint_every, sample_every=t.sample_every, max_loss=t.max_loss,
-                   config=cfg.model_dump(mode="json"), progress=progress)  # fmt: skip
+                   config=cfg.model_dump(mode="json"), progress=progress, dist=dist)  # fmt: skip
 
 
 def train_cyclegan(
@@ -62,7 +67,7 @@ def train_cyclegan(
     trainer = build_cyclegan_trainer(cfg, run_dir, data=data, progress=progress)
     if resume:
         trainer.resume()
-    else:
-        write_run_info(run_dir, trainer.config, cfg.train.seed, trainer.device)
+    elif trainer.dist.is_main:
+        write_run_info(run_dir, trainer.config, cfg.train.seed, trainer.device, world=trainer.dist.world)
     trainer.fit()
     return trainer

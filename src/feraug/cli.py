@@ -170,6 +170,9 @@ def train_cyclegan(
     Presets reproduce seed 000: cyclegan (original), cyclegan-improved (weighted cycle loss, two
     learning rates, soft labels, augmentation), wcyclegan (Wasserstein critics with gradient penalty).
     Every config field can be overridden with --config FILE and --set section.key=value.
+
+    Several GPUs (or CPU processes): torchrun --nproc_per_node N -m feraug train cyclegan ...
+    splits each --batch-size batch over the N processes and averages their gradients.
     """
     from feraug.api import train_cyclegan as run_training
     from feraug.config import CycleGANConfig, build_config
@@ -186,7 +189,8 @@ def train_cyclegan(
     else:
         cfg = build_config(CycleGANConfig, preset=preset, file=config_file, overrides=overrides)
     trainer = run_training(cfg, out, resume=resume, progress=not quiet)
-    click.echo(f"finished step {trainer.step} in {out}; samples in {out / 'samples'}")
+    if trainer.dist.is_main:  # under torchrun, one line for the run rather than one per process
+        click.echo(f"finished step {trainer.step} in {out}; samples in {out / 'samples'}")
 
 
 @main.command()

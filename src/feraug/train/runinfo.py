@@ -31,7 +31,7 @@ def git_revision() -> str | None:
         return None
 
 
-def write_run_info(run_dir: Path, config: dict[str, Any], seed: int, device: torch.device) -> None:
+def write_run_info(run_dir: Path, config: dict[str, Any], seed: int, device: torch.device, world: int = 1) -> None:
     """``config.yaml`` (the resolved config, reusable with ``--config``) and ``meta.json``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -40,6 +40,7 @@ def write_run_info(run_dir: Path, config: dict[str, Any], seed: int, device: tor
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": sys.argv,
         "device": str(device),
+        "processes": world,
         "git_revision": git_revision(),
         "versions": {
             "feraug": feraug.__version__,

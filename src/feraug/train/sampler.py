@@ -3,7 +3,8 @@
 An epoch is ``ceil(max_domain_size / batch_size)`` steps (optionally capped): every face of the
 larger domain is seen once per epoch, and the smaller domain is resampled — shuffled again each
 time it runs out — so Neutral (4,965 faces) -> Disgust (436) sees each Disgust face ~11 times per
-epoch. The order of epoch ``e`` depends only on ``(seed, e)``.
+epoch. The order of epoch ``e`` depends only on ``(seed, e)``. In a data-parallel run every
+process draws the same global batch (same order, same augmentation) and keeps its ``shard``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class DomainSampler:
         device: torch.device,
         augment: bool = False,
         steps_per_epoch: int | None = None,
+        shard: slice | None = None,
     ) -> None:
         for name, images in domains.items():
             if images.shape[0] == 0:
@@ -37,6 +39,7 @@ class DomainSampler:
         self.seed = seed
         self.device = device
         self.augment = augment
+        self.shard = shard or slice(None)
         full = math.ceil(max(len(v) for v in domains.values()) / batch_size)
         self.steps_per_epoch = min(full, steps_per_epoch) if steps_per_epoch else full
         self._epoch = -1
@@ -55,13 +58,13 @@ class DomainSampler:
         return self._order
 
     def batch(self, epoch: int, index: int, gen: torch.Generator | None) -> dict[str, torch.Tensor]:
-        """Batch ``index`` of ``epoch``; ``gen`` drives augmentation."""
+        """This process's shard of batch ``index`` of ``epoch``; ``gen`` drives augmentation."""
         order = self._order_for(epoch)
         sl = slice(index * self.batch_size, (index + 1) * self.batch_size)
         out = {}
         for name, images in self.domains.items():
             x = to_float(images[order[name][sl]])
-            out[name] = flip_affine(x, gen) if self.augment else x
+            out[name] = (flip_affine(x, gen) if self.augment else x)[self.shard]
         return out
 
     def fixed(self, n: int) -> dict[str, torch.Tensor]:

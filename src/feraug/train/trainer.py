@@ -4,7 +4,9 @@ The model says what a step computes (:class:`feraug.models.base.GANModel`); this
 rest: the step schedule and learning-rate decay, per-step random generators, an EMA of the
 generators, loss accounting without per-step host syncs, JSONL (+ TensorBoard) logs, a progress
 bar, sample grids, atomic checkpoints, exact resume and a guard against NaN/inf or exploding
-losses that stops before a bad state can overwrite the last good checkpoint.
+losses that stops before a bad state can overwrite the last good checkpoint. Under torchrun it
+runs data-parallel (:mod:`feraug.train.distributed`): gradients averaged before every optimizer
+step, losses averaged over processes at each log flush, files written by rank 0 only.
 
 Run folder layout::
 
@@ -28,7 +30,16 @@ from tqdm.auto import tqdm
 from feraug.data.augment import to_uint8
 from feraug.models.base import GANModel, StepContext
 from feraug.report.grid import labelled_grid, save_image
-from feraug.train.checkpoint import load_checkpoint, save_checkpoint
+from feraug.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from feraug.train.distributed import (
+    DistInfo,
+    all_mean,
+    any_true,
+    barrier,
+    broadcast_parameters,
+    gather_objects,
+    sync_optimizers,
+)
 from feraug.train.sampler import DomainSampler
 from feraug.train.seeding import STEP, generator
 
@@ -83,8 +94,12 @@ class Trainer:
         max_loss: float = 1e4,
         config: dict[str, Any] | None = None,
         progress: bool = True,
+        dist: DistInfo | None = None,
     ) -> None:
         self.model = model
+        self.dist = dist or DistInfo()
+        broadcast_parameters(model.networks, self.dist)
+        sync_optimizers(model.optimizers, self.dist)
         self.sampler = sampler
         self.schedule = schedule
         self.run_dir = run_dir
@@ -96,7 +111,7 @@ class Trainer:
         self.sample_every = sample_every
         self.max_loss = max_loss
         self.config = config or {}
-        self.progress = progress
+        self.progress = progress and self.dist.is_main
         self.base_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in model.optimizers.items()}
         self.ema_decay = ema_decay
         self.ema: dict[str, nn.Module] = {}
@@ -126,6 +141,7 @@ class Trainer:
             "optimizers": {k: v.state_dict() for k, v in self.model.optimizers.items()},
             "extra": self.model.extra_state(),
             "rng": {"torch": torch.get_rng_state()},
+            "world": self.dist.world,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -139,14 +155,21 @@ class Trainer:
                 v.load_state_dict(self.model.networks[k].state_dict())
         for k, v in self.model.optimizers.items():
             v.load_state_dict(state["optimizers"][k])
-        self.model.load_extra_state(state["extra"])
+        self.model.load_extra_state(state["extra_ranks"][self.dist.rank] if self.dist.world > 1 else state["extra"])
         torch.set_rng_state(state["rng"]["torch"])
         self.step = int(state["step"])
 
     def save(self) -> Path:
-        """Check the divergence guard, then write the checkpoint atomically."""
+        """Check the divergence guard, then write the checkpoint atomically (rank 0, with every rank's extras)."""
         self._flush_logs(force_check=True)
-        path = save_checkpoint(self.state_dict(), checkpoint_path(self.run_dir))
+        path = checkpoint_path(self.run_dir)
+        extras = gather_objects(self.model.extra_state(), self.dist)  # e.g. each process's own image pools
+        if self.dist.is_main:
+            state = self.state_dict()
+            if self.dist.world > 1:
+                state["extra_ranks"] = extras
+            save_checkpoint(state, path)
+        barrier(self.dist)
         self.last_good = (path, self.step)
         return path
 
@@ -155,10 +178,16 @@ class Trainer:
         path = checkpoint_path(self.run_dir)
         state = load_checkpoint(path, family=self.model.family, arch=self.model.arch(),
                                 map_location=str(self.device))  # fmt: skip
+        written_by = int(state.get("world", 1))
+        if written_by != self.dist.world:
+            raise CheckpointError(f"{path}: written by a run on {written_by} process(es), resumed on "
+                                  f"{self.dist.world}: resume with the same number of processes (each keeps its "
+                                  "own image pools)")  # fmt: skip
         self.load_state_dict(state)
         self.last_good = (path, self.step)
         log = self.run_dir / "metrics.jsonl"
-        if log.exists():
+        barrier(self.dist)  # every rank has read the checkpoint before rank 0 goes on to overwrite anything
+        if log.exists() and self.dist.is_main:
             kept = [ln for ln in log.read_text().splitlines() if ln and json.loads(ln)["step"] <= self.step]
             log.write_text("".join(f"{ln}\n" for ln in kept))
 
@@ -183,7 +212,10 @@ class Trainer:
                 epoch, index = divmod(self.step, s.steps_per_epoch)
                 if index == 0 or self.step == start:
                     self._set_learning_rates(epoch)
-                gens = tuple(generator(self.seed, STEP, self.step, k, device=self.device) for k in range(3))
+                # the model's streams (pool, penalty) per process; augmentation of the global batch alike everywhere
+                rank = (self.dist.rank,) if self.dist.world > 1 else ()
+                gens = (*(generator(self.seed, STEP, self.step, k, *rank, device=self.device) for k in range(2)),
+                        generator(self.seed, STEP, self.step, 2, device=self.device))  # fmt: skip
                 batch = self.sampler.batch(epoch, index, gens[2])
                 ctx = StepContext(self.step, epoch, self.step / s.total_steps, gens[:2], self.autocast_dtype)
                 losses = self.model.train_step(batch, ctx)
@@ -198,7 +230,7 @@ class Trainer:
                     bar.set_postfix(shown, refresh=False)
                 if self.step % self.checkpoint_every == 0 or end_of_epoch:
                     self.save()
-                if end_of_epoch and (epoch + 1) % self.sample_every == 0:
+                if end_of_epoch and (epoch + 1) % self.sample_every == 0 and self.dist.is_main:
                     self.sample_grid(epoch + 1)
         finally:
             bar.close()
@@ -227,13 +259,15 @@ class Trainer:
                 self._bad |= ~torch.isfinite(v) | (v.abs() > self.max_loss)
 
     def _flush_logs(self, *, force_check: bool) -> dict[str, Any]:
-        """Sync once: check the guard, write the mean losses since the last flush."""
+        """Sync once: check the guard (in every process), write the mean losses since the last flush."""
         if not self._sums:
-            if force_check and bool(self._bad):
+            if force_check and any_true(self._bad, self.dist):
                 self._diverged({})
             return {}
-        means = {k: (v / self._counts[k]).item() for k, v in self._sums.items()}
-        if bool(self._bad):
+        keys = list(self._sums)
+        local = torch.stack([(self._sums[k].float() / self._counts[k]).to(self.device) for k in keys])
+        means = dict(zip(keys, all_mean(local, self.dist).tolist(), strict=True))
+        if any_true(self._bad, self.dist):
             self._diverged(means)
         start_step, start_time = self._window_start
         now = time.perf_counter()
@@ -241,6 +275,10 @@ class Trainer:
         record = {"step": self.step, "epoch": self.step / self.schedule.steps_per_epoch, **means,
                   "lr": {k: o.param_groups[0]["lr"] for k, o in self.model.optimizers.items()},
                   "img_per_s": steps * self.sampler.batch_size / max(now - start_time, 1e-9)}  # fmt: skip
+        self._sums, self._counts = {}, {}
+        self._window_start = (self.step, now)
+        if not self.dist.is_main:
+            return record
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with (self.run_dir / "metrics.jsonl").open("a") as f:
             f.write(json.dumps(record) + "\n")
@@ -248,8 +286,6 @@ class Trainer:
             for k, v in means.items():
                 self._tb.add_scalar(k, v, self.step)
             self._tb.add_scalar("img_per_s", record["img_per_s"], self.step)
-        self._sums, self._counts = {}, {}
-        self._window_start = (self.step, now)
         return record
 
     def _diverged(self, means: dict[str, float]) -> None:
@@ -263,6 +299,8 @@ class Trainer:
         )
 
     def _open_tensorboard(self) -> None:
+        if not self.dist.is_main:
+            return
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # the [tensorboard] extra is not installed: JSONL only

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -34,12 +35,23 @@ def cli_args(*sets: str) -> list[str]:
     return args
 
 
-def torchrun(out: Path, *args: str) -> None:
-    """``torchrun --standalone --nproc_per_node 2 -m feraug ...`` on CPU, as a user would launch it."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "feraug",
-           *args, "--out", str(out), "--device", "cpu"]  # fmt: skip
+def launch(*args: str) -> subprocess.CompletedProcess[str]:
+    """``torchrun --standalone --nproc_per_node 2 ARGS`` on CPU; on timeout the whole process group is killed."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def torchrun(out: Path, *args: str) -> None:
+    """``torchrun ... -m feraug ARGS`` on CPU, as a user would launch it; must succeed."""
+    done = launch("-m", "feraug", *args, "--out", str(out), "--device", "cpu")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
@@ -92,10 +104,45 @@ def test_two_processes_make_the_update_of_one(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "two" / "meta.json").read_text())["processes"] == 2
 
 
+AVERAGE = """
+import sys
+from pathlib import Path
+import torch, torch.distributed as dist
+from feraug.train.distributed import average_gradients, init_distributed
+info, _ = init_distributed(torch.device("cpu"))
+p, q = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))
+p.grad = torch.tensor([1.0, 2.0, 3.0]) * (info.rank + 1)  # rank 0: g, rank 1: 2g -> mean 1.5g
+q.grad = torch.full((2,), 10.0 * info.rank)
+average_gradients(torch.optim.SGD([p, q], lr=1.0), info.world)
+assert torch.equal(p.grad, torch.tensor([1.5, 3.0, 4.5])), p.grad
+assert torch.equal(q.grad, torch.full((2,), 5.0)), q.grad
+(Path(sys.argv[1]) / f"ok{info.rank}").touch()  # stdout of the two ranks interleaves
+dist.destroy_process_group()
+"""
+
+
+def test_gradients_are_averaged_over_processes(tmp_path: Path) -> None:
+    script = tmp_path / "average.py"
+    script.write_text(AVERAGE)
+    done = launch(str(script), str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "ok0").exists() and (tmp_path / "ok1").exists()
+
+
+def test_divergence_stops_every_process(tmp_path: Path) -> None:
+    done = launch("-m", "feraug", *cli_args(*SCHEDULE, "train.max_loss=1e-9"), "--preset", "wcyclegan",
+                  "--out", str(tmp_path / "run"), "--device", "cpu")  # fmt: skip
+    assert done.returncode != 0
+    assert done.stderr.count("training diverged at or before step 3") == 2  # both ranks, no hang
+    assert not checkpoint_path(tmp_path / "run").exists()
+
+
 def test_resume_under_two_processes_is_bitwise_exact(tmp_path: Path) -> None:
-    sets = [*SCHEDULE, "optim.pool_size=4", "optim.augment=true"]
-    torchrun(tmp_path / "straight", *cli_args(*sets))
-    torchrun(tmp_path / "split", *cli_args(*sets[:1], "optim.epochs_decay=0", *sets[2:]))
+    # weighted cycle loss (γ logged from the CPU) and a generator step every 2nd step, pools, augmentation
+    sets = [*SCHEDULE, "optim.pool_size=4", "optim.augment=true", "loss.n_critic=2"]
+    args = ("--preset", "cyclegan-improved")
+    torchrun(tmp_path / "straight", *cli_args(*sets), *args)
+    torchrun(tmp_path / "split", *cli_args(*sets), *args, "--stop-at-step", "3")
     torchrun(tmp_path / "split", *cli_args(*sets), "--resume")
 
     a, b = load_checkpoint(checkpoint_path(tmp_path / "straight")), load_checkpoint(checkpoint_path(tmp_path / "split"))
@@ -108,7 +155,7 @@ def test_resume_under_two_processes_is_bitwise_exact(tmp_path: Path) -> None:
             assert pa["count"] == pb["count"] == 4 and torch.equal(pa["images"], pb["images"])
     assert not torch.equal(a["extra_ranks"][0]["pools"]["A"]["images"], a["extra_ranks"][1]["pools"]["A"]["images"])
 
-    cfg = build_config(CycleGANConfig, preset="cyclegan",
+    cfg = build_config(CycleGANConfig, preset="cyclegan-improved",
                        overrides=[parse_override(s) for s in (*TINY, *sets, "data.source=neutral",
                                                               "data.target=happy", "train.device=cpu")])  # fmt: skip
     with pytest.raises(CheckpointError, match="written by a run on 2 process"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -12,7 +13,7 @@ from feraug.data.dataset import FaceDataset
 from feraug.data.load import load_dataset
 from feraug.models.cyclegan import CycleGAN
 from feraug.train.device import autocast_dtype, resolve_device
-from feraug.train.distributed import init_distributed, shard
+from feraug.train.distributed import DistInfo, barrier, init_distributed, shard, shutdown
 from feraug.train.runinfo import write_run_info
 from feraug.train.sampler import DomainSampler
 from feraug.train.seeding import INIT, derive_seed
@@ -43,7 +44,24 @@ def build_cyclegan_trainer(
     """
     t = cfg.train
     dist, device = init_distributed(resolve_device(t.device))
+    try:
+        return _build(cfg, run_dir, data, progress, dist, device)
+    except BaseException:
+        shutdown(dist)
+        raise
+
+
+def _build(cfg: CycleGANConfig, run_dir: Path, data: FaceDataset | None, progress: bool, dist: DistInfo,
+           device: torch.device) -> Trainer:  # fmt: skip
+    t, n = cfg.train, cfg.net
+    if dist.world > 1 and "batch" in (n.norm, n.d_norm):
+        warnings.warn("batch norm under several processes normalizes each process's shard separately "
+                      "(no SyncBatchNorm); instance norm, the default, is exact", stacklevel=3)  # fmt: skip
+    if not dist.is_main:
+        barrier(dist)  # rank 0 parses the data first and fills the cache that the others then read
     domains = cyclegan_domains(cfg, data)
+    if dist.is_main:
+        barrier(dist)
     torch.manual_seed(derive_seed(t.seed, INIT))
     model = CycleGAN(cfg, device)
     sampler = DomainSampler({k: v.images for k, v in domains.items()}, cfg.optim.batch_size, seed=t.seed,
@@ -58,16 +76,22 @@ def build_cyclegan_trainer(
 
 def train_cyclegan(
     cfg: CycleGANConfig, run_dir: str | Path, *, resume: bool = False, data: FaceDataset | None = None,
-    progress: bool = True,
+    progress: bool = True, stop_at: int | None = None,
 ) -> Trainer:  # fmt: skip
-    """Train (or resume) a CycleGAN run in ``run_dir``; returns the finished trainer."""
+    """Train (or resume) a CycleGAN run in ``run_dir``; returns the finished trainer.
+
+    ``stop_at`` ends this call after that many steps in total (with a checkpoint); ``resume`` continues.
+    """
     run_dir = Path(run_dir)
     if not resume and (run_dir / "checkpoints" / "last.pt").exists():
         raise FileExistsError(f"{run_dir} already holds a run; pass resume to continue it or pick another --out")
     trainer = build_cyclegan_trainer(cfg, run_dir, data=data, progress=progress)
-    if resume:
-        trainer.resume()
-    elif trainer.dist.is_main:
-        write_run_info(run_dir, trainer.config, cfg.train.seed, trainer.device, world=trainer.dist.world)
-    trainer.fit()
+    try:
+        if resume:
+            trainer.resume()
+        elif trainer.dist.is_main:
+            write_run_info(run_dir, trainer.config, cfg.train.seed, trainer.device, world=trainer.dist.world)
+        trainer.fit(stop_at=stop_at)
+    finally:
+        shutdown(trainer.dist)
     return trainer

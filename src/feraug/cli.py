@@ -152,6 +152,9 @@ def _overrides(pairs: dict[str, object], sets: tuple[str, ...]) -> list[dict[str
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any field, e.g. optim.lr_d=1e-4.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
+@click.option("--stop-at-step", type=click.IntRange(1), default=None,
+              help="End this invocation after this many steps in total, with a checkpoint (time-limited jobs); "
+              "--resume continues.")  # fmt: skip
 @click.option("--epochs", type=int, default=None, help="Epochs at constant learning rate.")
 @click.option("--epochs-decay", type=int, default=None, help="Epochs of linear learning-rate decay.")
 @click.option("--batch-size", type=int, default=None)
@@ -162,8 +165,9 @@ def _overrides(pairs: dict[str, object], sets: tuple[str, ...]) -> list[dict[str
 @user_errors
 def train_cyclegan(
     data: str | None, source: str | None, target: str | None, preset: str | None, config_file: Path | None,
-    sets: tuple[str, ...], out: Path, resume: bool, epochs: int | None, epochs_decay: int | None,
-    batch_size: int | None, steps_per_epoch: int | None, seed: int | None, device: str | None, quiet: bool,
+    sets: tuple[str, ...], out: Path, resume: bool, stop_at_step: int | None, epochs: int | None,
+    epochs_decay: int | None, batch_size: int | None, steps_per_epoch: int | None, seed: int | None,
+    device: str | None, quiet: bool,
 ) -> None:  # fmt: skip
     """Train a CycleGAN translating SOURCE faces into TARGET faces (and back).
 
@@ -188,7 +192,7 @@ def train_cyclegan(
         cfg = build_config(CycleGANConfig, file=saved, overrides=overrides)
     else:
         cfg = build_config(CycleGANConfig, preset=preset, file=config_file, overrides=overrides)
-    trainer = run_training(cfg, out, resume=resume, progress=not quiet)
+    trainer = run_training(cfg, out, resume=resume, progress=not quiet, stop_at=stop_at_step)
     if trainer.dist.is_main:  # under torchrun, one line for the run rather than one per process
         click.echo(f"finished step {trainer.step} in {out}; samples in {out / 'samples'}")
 

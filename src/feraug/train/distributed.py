@@ -31,6 +31,7 @@ class DistInfo:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    owns_group: bool = False  # this process group was started by feraug, which also ends it
 
     @property
     def is_main(self) -> bool:
@@ -41,24 +42,34 @@ class DistInfo:
 def init_distributed(device: torch.device) -> tuple[DistInfo, torch.device]:
     """Join the process group torchrun described, if any; returns where this process runs.
 
-    Under torchrun on CUDA each process takes GPU ``LOCAL_RANK`` and NCCL; on CPU (or ``--device
-    cpu``) gloo. Without torchrun's environment this is a no-op.
+    Under torchrun on CUDA each process takes GPU ``LOCAL_RANK`` (or the only visible one, when a
+    scheduler gives each process its own GPU) and NCCL; on CPU (``--device cpu``) gloo. Without
+    torchrun's environment this is a no-op.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo(), device
-    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")),
+                    owns_group=not dist.is_initialized())  # fmt: skip
     if device.type == "cuda":
-        if info.local_rank >= torch.cuda.device_count():
-            raise RuntimeError(f"process {info.rank} wants GPU {info.local_rank} but only "
-                               f"{torch.cuda.device_count()} are visible; use --nproc_per_node <= GPUs")  # fmt: skip
-        device = torch.device("cuda", info.local_rank)
+        visible = torch.cuda.device_count()
+        if visible > 1 and info.local_rank >= visible:
+            raise RuntimeError(f"process {info.rank} wants GPU {info.local_rank} but only {visible} are visible: "
+                               f"start at most {visible} processes per node")  # fmt: skip
+        device = torch.device("cuda", info.local_rank if visible > 1 else 0)
         torch.cuda.set_device(device)
     elif device.type != "cpu":
-        raise ValueError(f"multi-process training supports CUDA and CPU, not {device.type}")
-    if not dist.is_initialized():
+        raise ValueError(f"multi-process training runs on CUDA or CPU, not {device.type}: pass --device cpu "
+                         "or start a single process")  # fmt: skip
+    if info.owns_group:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return info, device
+
+
+def shutdown(info: DistInfo) -> None:
+    """Leave the process group feraug started, at the end of a run (NCCL warns about open groups at exit)."""
+    if info.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def shard(batch_size: int, info: DistInfo) -> slice:
@@ -70,13 +81,9 @@ def shard(batch_size: int, info: DistInfo) -> slice:
     return slice(info.rank * per, (info.rank + 1) * per)
 
 
-def _grads(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
-    return [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-
-
 def average_gradients(optimizer: torch.optim.Optimizer, world: int) -> None:
     """Replace every gradient the optimizer will use by its mean over the processes."""
-    grads = _grads(optimizer)
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
     if not grads:
         return
     flat = torch.cat([g.reshape(-1) for g in grads])
@@ -103,30 +110,39 @@ def broadcast_parameters(modules: dict[str, torch.nn.Module], info: DistInfo) ->
             dist.broadcast(t.data, src=0)
 
 
-def all_mean(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """Mean of ``values`` over the processes."""
+def mean_and_any(values: torch.Tensor, flag: torch.Tensor, info: DistInfo) -> tuple[torch.Tensor, bool]:
+    """Mean of ``values`` over the processes, and whether ``flag`` is set in any: one all-reduce."""
     if info.world == 1:
-        return values
-    values = values.clone()
-    dist.all_reduce(values)
-    return values / info.world
+        return values, bool(flag)
+    packed = torch.cat([values.float(), flag.float().view(1)])
+    dist.all_reduce(packed)
+    return packed[:-1] / info.world, bool(packed[-1] > 0)
 
 
 def any_true(flag: torch.Tensor, info: DistInfo) -> bool:
     """Whether ``flag`` is set in any process (so that all of them stop together)."""
-    if info.world == 1:
-        return bool(flag)
-    f = flag.to(torch.int32).clone()
-    dist.all_reduce(f, op=dist.ReduceOp.MAX)
-    return bool(f)
+    return mean_and_any(flag.new_zeros(0, dtype=torch.float32), flag, info)[1]
 
 
-def gather_objects(obj: Any, info: DistInfo) -> list[Any]:
-    """Every process's ``obj``, in rank order (e.g. the per-process image pools for a checkpoint)."""
+def _to_cpu(obj: Any) -> Any:
+    if torch.is_tensor(obj):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+def gather_to_main(obj: Any, info: DistInfo) -> list[Any] | None:
+    """Every process's ``obj`` in rank order on rank 0 (None elsewhere), tensors moved to the CPU.
+
+    Moving to the CPU first keeps rank 0 from unpickling other ranks' CUDA tensors onto their GPUs.
+    """
     if info.world == 1:
         return [obj]
-    out: list[Any] = [None] * info.world
-    dist.all_gather_object(out, obj)
+    out: list[Any] | None = [None] * info.world if info.is_main else None
+    dist.gather_object(_to_cpu(obj), out, dst=0)
     return out
 
 

@@ -4,7 +4,9 @@ An epoch is ``ceil(max_domain_size / batch_size)`` steps (optionally capped): ev
 larger domain is seen once per epoch, and the smaller domain is resampled — shuffled again each
 time it runs out — so Neutral (4,965 faces) -> Disgust (436) sees each Disgust face ~11 times per
 epoch. The order of epoch ``e`` depends only on ``(seed, e)``. In a data-parallel run every
-process draws the same global batch (same order, same augmentation) and keeps its ``shard``.
+process draws the same global batch (same order, same augmentation) and keeps its ``shard``:
+augmenting the whole batch in every process costs little next to a GAN step and keeps the shards
+exactly what one process would have trained on.
 """
 
 from __future__ import annotations

@@ -33,11 +33,11 @@ from feraug.report.grid import labelled_grid, save_image
 from feraug.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from feraug.train.distributed import (
     DistInfo,
-    all_mean,
     any_true,
     barrier,
     broadcast_parameters,
-    gather_objects,
+    gather_to_main,
+    mean_and_any,
     sync_optimizers,
 )
 from feraug.train.sampler import DomainSampler
@@ -163,11 +163,11 @@ class Trainer:
         """Check the divergence guard, then write the checkpoint atomically (rank 0, with every rank's extras)."""
         self._flush_logs(force_check=True)
         path = checkpoint_path(self.run_dir)
-        extras = gather_objects(self.model.extra_state(), self.dist)  # e.g. each process's own image pools
-        if self.dist.is_main:
+        extras = gather_to_main(self.model.extra_state(), self.dist)  # e.g. each process's own image pools
+        if extras is not None:
             state = self.state_dict()
             if self.dist.world > 1:
-                state["extra_ranks"] = extras
+                state["extra"], state["extra_ranks"] = extras[0], extras
             save_checkpoint(state, path)
         barrier(self.dist)
         self.last_good = (path, self.step)
@@ -186,16 +186,21 @@ class Trainer:
         self.load_state_dict(state)
         self.last_good = (path, self.step)
         log = self.run_dir / "metrics.jsonl"
-        barrier(self.dist)  # every rank has read the checkpoint before rank 0 goes on to overwrite anything
         if log.exists() and self.dist.is_main:
             kept = [ln for ln in log.read_text().splitlines() if ln and json.loads(ln)["step"] <= self.step]
             log.write_text("".join(f"{ln}\n" for ln in kept))
 
     # -- loop -----------------------------------------------------------------------------------
 
-    def fit(self) -> dict[str, Any]:
-        """Train until the schedule ends; returns the last logged losses."""
+    def fit(self, stop_at: int | None = None) -> dict[str, Any]:
+        """Train until the schedule ends, or until step ``stop_at`` (checkpointed; resume goes on from there).
+
+        Stopping at a step, rather than shortening the schedule, leaves everything that depends on the
+        schedule's length (learning-rate decay, the weighted cycle loss's γ) as in the whole run:
+        for time-limited jobs, and what makes interrupted-then-resumed runs testable.
+        """
         s = self.schedule
+        end = s.total_steps if stop_at is None else min(stop_at, s.total_steps)
         self._open_tensorboard()
         bar = tqdm(
             total=s.total_steps,
@@ -208,7 +213,7 @@ class Trainer:
         start = self.step
         self._window_start = (self.step, time.perf_counter())
         try:
-            while self.step < s.total_steps:
+            while self.step < end:
                 epoch, index = divmod(self.step, s.steps_per_epoch)
                 if index == 0 or self.step == start:
                     self._set_learning_rates(epoch)
@@ -232,6 +237,8 @@ class Trainer:
                     self.save()
                 if end_of_epoch and (epoch + 1) % self.sample_every == 0 and self.dist.is_main:
                     self.sample_grid(epoch + 1)
+            if self.last_good is None or self.last_good[1] != self.step:  # stopped between checkpoints
+                self.save()
         finally:
             bar.close()
             if self._tb is not None:
@@ -266,8 +273,9 @@ class Trainer:
             return {}
         keys = list(self._sums)
         local = torch.stack([(self._sums[k].float() / self._counts[k]).to(self.device) for k in keys])
-        means = dict(zip(keys, all_mean(local, self.dist).tolist(), strict=True))
-        if any_true(self._bad, self.dist):
+        mean, bad = mean_and_any(local, self._bad, self.dist)
+        means = dict(zip(keys, mean.tolist(), strict=True))
+        if bad:
             self._diverged(means)
         start_step, start_time = self._window_start
         now = time.perf_counter()

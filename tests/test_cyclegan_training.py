@@ -55,6 +55,8 @@ def test_resume_is_bitwise_exact(tmp_path: Path, faces: FaceDataset, preset: str
     split = tmp_path / "split"
     train_cyclegan(config(preset, *sets), split, data=faces, progress=False, stop_at=3)  # the same run, interrupted
     assert load_checkpoint(checkpoint_path(split))["step"] == 3
+    with pytest.raises(ValueError, match="stop_at must be a step >= 1, got 0"):
+        train_cyclegan(config(preset, *sets), split, resume=True, data=faces, progress=False, stop_at=0)
     train_cyclegan(config(preset, *sets), split, resume=True, data=faces, progress=False)
 
     a, b = state_tensors(straight), state_tensors(split)

@@ -200,6 +200,8 @@ class Trainer:
         for time-limited jobs, and what makes interrupted-then-resumed runs testable.
         """
         s = self.schedule
+        if stop_at is not None and stop_at < 1:
+            raise ValueError(f"stop_at must be a step >= 1, got {stop_at}")
         end = s.total_steps if stop_at is None else min(stop_at, s.total_steps)
         self._open_tensorboard()
         bar = tqdm(

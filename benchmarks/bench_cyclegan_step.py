@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 
 def feraug_step(batch: int, ngf: int, blocks: int, device: str):
@@ -72,6 +73,11 @@ def run_one(args: argparse.Namespace) -> None:
     seconds = (time.perf_counter() - t) / args.steps
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if args.device.startswith("cuda") else None
+    gflop = None
+    if name == "feraug":  # the work of one step (conv/matmul FLOPs), the same on both sides; counted after timing
+        with FlopCounterMode(display=False) as counter:
+            step()
+        gflop = counter.get_total_flops() / 1e9
     print(
         json.dumps(
             {
@@ -81,6 +87,7 @@ def run_one(args: argparse.Namespace) -> None:
                 "ms_per_step": seconds * 1e3,
                 "peak_rss_mb": peak_mb,
                 "peak_gpu_mb": gpu_mb,
+                "gflop_per_step": gflop,
             }
         )
     )
@@ -117,20 +124,25 @@ def main() -> None:
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()
                 print(out[-1], flush=True)
                 runs.setdefault((batch, impl), []).append(json.loads(out[-1]))
-    print(f"\n{'impl':10s} {'batch':>5s} {'img/s median':>13s} {'(min-max)':>14s} {'peak RSS MB':>12s}")
+    print(f"\n{'impl':10s} {'batch':>5s} {'img/s median':>13s} {'(min-max)':>14s} {'peak RSS MB':>12s} {'GFLOP/s':>8s}")
     median = {}
     for (batch, impl), rs in runs.items():
         ips = sorted(r["img_per_s"] for r in rs)
         median[batch, impl] = statistics.median(ips)
         rss = max(r["peak_rss_mb"] for r in rs)
-        print(f"{impl:10s} {batch:5d} {median[batch, impl]:13.2f} {f'({ips[0]:.2f}-{ips[-1]:.2f})':>14s} {rss:12.0f}")
+        gflop = runs[batch, "feraug"][0]["gflop_per_step"]
+        print(f"{impl:10s} {batch:5d} {median[batch, impl]:13.2f} {f'({ips[0]:.2f}-{ips[-1]:.2f})':>14s} {rss:12.0f} "
+              f"{gflop * median[batch, impl] / batch:8.1f}")  # fmt: skip
     if args.reference:
         for batch in args.batch:
             ours_rss = max(r["peak_rss_mb"] for r in runs[batch, "feraug"])
             ref_rss = max(r["peak_rss_mb"] for r in runs[batch, "reference"])
             print(
                 f"batch {batch}: feraug / reference = {median[batch, 'feraug'] / median[batch, 'reference']:.2f}x "
-                f"images/s, {ours_rss / ref_rss:.2f}x peak RSS"
+                f"images/s, {ours_rss / ref_rss:.2f}x peak RSS; {runs[batch, 'feraug'][0]['gflop_per_step']:.1f} "
+                f"GFLOP per step, so 1.5x the reference means sustaining "
+                f"{1.5 * runs[batch, 'feraug'][0]['gflop_per_step'] * median[batch, 'reference'] / batch:.1f} GFLOP/s "
+                "over the whole step (compare benchmarks/bench_conv_throughput.py)"
             )
 
 

@@ -120,7 +120,10 @@ def test_tta_probabilities(trained: ClassifierRun, splits) -> None:
 
 
 def test_resume_after_interruption_is_bitwise_exact(tmp_path: Path, splits, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Cosine schedule, augmentation, dropout and val selection: 2 epochs straight == 1, crash, resume."""
+    """Cosine schedule, augmentation, dropout and val selection: 2 epochs straight == 1, crash, resume.
+
+    Bitwise: the same process and thread count (1, this module's fixture) redo the same work.
+    """
     train, val, _ = splits
     cfg = config(epochs=2, steps_per_epoch=3, lr=3e-3, schedule="cosine", log_every=2)
     straight = train_classifier(cfg, train, val, tmp_path / "straight", progress=False)
@@ -159,7 +162,10 @@ def test_resume_after_interruption_is_bitwise_exact(tmp_path: Path, splits, monk
 
 
 def test_resume_extends_a_finished_run(tmp_path: Path, splits) -> None:
-    """With a step-independent schedule, 1 epoch then resume to 2 equals 2 straight (no val: last is best)."""
+    """With a step-independent schedule, 1 epoch then resume to 2 equals 2 straight (no val: last is best).
+
+    Bitwise for the same reason as above: same process, same thread count.
+    """
     train, _, _ = splits
     sets = {"steps_per_epoch": 2, "schedule": "constant"}
     straight = train_classifier(config(epochs=2, **sets), train, None, tmp_path / "a", progress=False)

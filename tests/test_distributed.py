@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 from feraug.api import train_cyclegan
 from feraug.config import CycleGANConfig, build_config, parse_override
 from feraug.data import make_toy_faces
 from feraug.data.augment import to_float
-from feraug.models.cyclegan import CycleGAN
 from feraug.nets.gan_nets import ResnetGenerator
 from feraug.train.checkpoint import CheckpointError, load_checkpoint
 from feraug.train.distributed import DistInfo, shard
@@ -55,52 +53,114 @@ def torchrun(out: Path, *args: str) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
-def norm_fed_biases(cfg: CycleGANConfig) -> set[str]:
-    """Biases of convs right before an instance norm: their true gradient is 0, and Adam turns the
-    floating-point noise in it into full-size steps, so two summation orders give different values
-    (which the norm then removes from every output)."""
-    out = set()
-    for name, net in CycleGAN(cfg, torch.device("cpu")).networks.items():
-        for prefix, seq in net.named_modules():
-            if isinstance(seq, nn.Sequential):
-                for i in range(len(seq) - 1):
-                    if isinstance(seq[i], nn.Conv2d | nn.ConvTranspose2d) and isinstance(seq[i + 1], nn.InstanceNorm2d):
-                        out.add(f"{name}.{prefix}.{i}.bias")
-    return out
-
-
 def weights(run: Path) -> dict[str, torch.Tensor]:
     state = load_checkpoint(checkpoint_path(run))
     return {f"{g}.{n}.{k}": v for g in ("networks", "ema") for n, sd in state[g].items() for k, v in sd.items()}
 
 
-def test_two_processes_make_the_update_of_one(tmp_path: Path) -> None:
-    sets = [*SCHEDULE, "optim.pool_size=0", "optim.augment=false"]  # pools are per process; the rest is exact
+GRADS = """
+import sys
+from pathlib import Path
+import torch
+from feraug.api import build_cyclegan_trainer
+from feraug.config import CycleGANConfig, build_config, parse_override
+from feraug.data import make_toy_faces
+from feraug.train.distributed import shutdown
+
+out, sets = Path(sys.argv[1]), sys.argv[2:]
+cfg = build_config(CycleGANConfig, preset="cyclegan", overrides=[parse_override(s) for s in sets])
+trainer = build_cyclegan_trainer(cfg, out / "run", data=make_toy_faces(n=400, seed=1), progress=False)
+seen = {}
+
+def capture(name):  # registered after the averaging hook, so it sees what the optimizer will use
+    def hook(opt, _args, _kwargs):
+        grads = [p.grad.reshape(-1) for g in opt.param_groups for p in g["params"] if p.grad is not None]
+        seen.setdefault(name, torch.cat(grads).clone())
+    return hook
+
+for name, opt in trainer.model.optimizers.items():
+    opt.register_step_pre_hook(capture(name))
+try:
+    trainer.fit(stop_at=1)
+finally:
+    shutdown(trainer.dist)
+if trainer.dist.is_main:
+    torch.save(seen, out / "grads.pt")
+"""
+
+
+def first_step_gradients(tmp_path: Path, name: str, *, processes: int, threads: int) -> dict[str, torch.Tensor]:
+    """The gradients each optimizer applies at step 0 (identical starting weights in every run)."""
+    script = tmp_path / "grads.py"
+    script.write_text(GRADS)
+    sets = [*TINY, "optim.batch_size=4", "optim.pool_size=0", "optim.augment=true", "data.source=neutral",
+            "data.target=happy", "train.device=cpu"]  # fmt: skip
+    out = tmp_path / name
+    if processes == 1:
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        done = subprocess.run([sys.executable, str(script), str(out), *sets], capture_output=True, text=True,
+                              env=env, timeout=300)  # fmt: skip
+    else:
+        done = launch(str(script), str(out), *sets)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return torch.load(out / "grads.pt", weights_only=True)
+
+
+def relative_error(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """Worst ``|a - b| / |b|`` (L2 over all of an optimizer's gradients) across optimizers."""
+    assert a.keys() == b.keys() == {"G", "D"}
+    return max(((a[k] - b[k]).norm() / b[k].norm()).item() for k in b)
+
+
+def test_two_processes_average_the_gradients_of_one(tmp_path: Path) -> None:
+    """2 processes x 2 faces apply the gradient that 1 process computes on the 4 faces (augmented).
+
+    Compared at step 0, where every run starts from the same weights, so no optimizer amplifies
+    rounding noise. The tolerance comes from the noise floor measured here: the same 1-process
+    step under 1 vs 2 threads (measured 1.7e-7 (G) and 3.0e-7 (D) relative on a 2-core AVX2
+    machine, 2 vs 1 processes 5.8e-7 / 5.0e-7). A wrong average is an O(1) error: dropping the
+    ``/ world`` division doubles the gradient (error 1.0); dropping the hook leaves each process
+    with its own half batch.
+    """
+    one = first_step_gradients(tmp_path, "one1", processes=1, threads=1)
+    floor = relative_error(first_step_gradients(tmp_path, "one2", processes=1, threads=2), one)
+    assert floor < 1e-4, f"1 vs 2 threads already differ by {floor}: float noise this large hides nothing"
+    tolerance = max(100 * floor, 1e-4)
+    two = first_step_gradients(tmp_path, "two", processes=2, threads=1)
+    error = relative_error(two, one)
+    assert error < tolerance, f"2-process gradients differ from 1-process by {error:.3g} (noise floor {floor:.3g})"
+
+
+def test_two_processes_train_like_one(tmp_path: Path) -> None:
+    """End to end, what a user sees: a 6-step torchrun run translates and logs like the 1-process run.
+
+    Bounds are far above the measured floor and far below a training difference: after 6 Adam steps
+    the same 1-process run under 1 vs 2 threads translates faces 1.3e-4 apart (max, on a [-1, 1]
+    scale) with logged losses 1.4e-7 apart (relative); 2 vs 1 processes gave 5.4e-5 and 1.8e-6. Adam
+    turns rounding noise in near-zero gradients into full-size steps, so weights are not compared.
+    """
+    sets = [*SCHEDULE, "optim.pool_size=0", "optim.augment=true"]  # pools are per process; the rest is exact
     torchrun(tmp_path / "two", *cli_args(*sets))
     cfg = build_config(CycleGANConfig, preset="cyclegan",
                        overrides=[parse_override(s) for s in (*TINY, *sets, "data.source=neutral",
                                                               "data.target=happy", "train.device=cpu")])  # fmt: skip
     train_cyclegan(cfg, tmp_path / "one", data=make_toy_faces(n=400, seed=1), progress=False)
 
-    two, one = weights(tmp_path / "two"), weights(tmp_path / "one")
-    assert two.keys() == one.keys()
-    skip = {f"{g}.{k}" for k in norm_fed_biases(cfg) for g in ("networks", "ema")} & one.keys()
-    assert len(skip) == 34  # 7 per generator, 3 per discriminator, and the generators' EMA copies
-    worst = max((two[k] - one[k]).abs().max().item() for k in one.keys() - skip)
-    assert worst < 1e-5, f"2-process run drifted from the 1-process run by {worst}"
     faces = make_toy_faces(n=400, seed=1)
     x = to_float(faces.of_class(6).images[:16])
     outputs = []
     for run in ("two", "one"):
         g = ResnetGenerator(1, 1, 8, 1)
         g.load_state_dict(load_checkpoint(checkpoint_path(tmp_path / run))["networks"]["G"])
-        outputs.append(g(x))
-    assert (outputs[0] - outputs[1]).abs().max().item() < 1e-4  # the translations agree
+        outputs.append(g(x).detach())
+    assert (outputs[0] - outputs[1]).abs().max().item() < 1e-2  # the translations agree
+    assert (outputs[1] - x).abs().max().item() > 0.1  # ... and training changed them by far more than that
     logs = [[json.loads(ln) for ln in (tmp_path / r / "metrics.jsonl").read_text().splitlines()]
             for r in ("two", "one")]  # fmt: skip
     assert [r["step"] for r in logs[0]] == [3, 6]  # one log, written once (by rank 0)
     for a, b in zip(*logs, strict=True):
-        assert a["G/total"] == pytest.approx(b["G/total"], rel=1e-5) and a["D/A"] == pytest.approx(b["D/A"], rel=1e-5)
+        for k in ("G/total", "D/A", "D/B"):
+            assert a[k] == pytest.approx(b[k], rel=1e-4), k
     assert json.loads((tmp_path / "two" / "meta.json").read_text())["processes"] == 2
 
 
@@ -138,6 +198,7 @@ def test_divergence_stops_every_process(tmp_path: Path) -> None:
 
 
 def test_resume_under_two_processes_is_bitwise_exact(tmp_path: Path) -> None:
+    """Bitwise: both runs use 2 processes of 1 thread each, so every sum happens in the same order."""
     # weighted cycle loss (γ logged from the CPU) and a generator step every 2nd step, pools, augmentation
     sets = [*SCHEDULE, "optim.pool_size=4", "optim.augment=true", "loss.n_critic=2"]
     args = ("--preset", "cyclegan-improved")

@@ -242,3 +242,59 @@ def bootstrap_interval(delta: np.ndarray) -> dict[str, Any]:
     below, above = int(np.sum(delta <= 0)), int(np.sum(delta >= 0))
     return {"ci95": [float(low), float(high)], "se": float(delta.std(ddof=1)) if n_boot > 1 else None,
             "p": min(1.0, 2.0 * min(below + 1, above + 1) / (n_boot + 1))}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The decision rule: three answers from one interval, and the power that interval had.
+# ---------------------------------------------------------------------------------------------------------------
+
+#: The smallest gain in the primary metric (macro-F1, as a fraction) worth finding: +2 percentage points.
+MIN_GAIN = 0.02
+
+
+def decide(ci95: Sequence[float], min_gain: float = MIN_GAIN) -> str:
+    """Three answers from a 95 % interval of ``b − a`` (never "no difference" from a non-significant test).
+
+    * ``"yes"`` — the interval lies above 0: a gain is shown;
+    * ``"worse"`` — it lies below 0: a loss is shown;
+    * ``"no"`` — it contains 0 but lies below ``+min_gain``: any gain is smaller than the minimum that
+      matters (an equivalence-style statement, the interval's upper end is the largest gain still plausible);
+    * ``"not_shown"`` — it contains 0 and reaches ``+min_gain``: the experiment could not tell.
+    """
+    low, high = float(ci95[0]), float(ci95[1])
+    if low > 0:
+        return "yes"
+    if high < 0:
+        return "worse"
+    if high < min_gain:
+        return "no"
+    return "not_shown"
+
+
+def power_from_se(se: float, df: int, effect: float = MIN_GAIN, alpha: float = 0.05) -> float:
+    """Power of a two-sided t-test with standard error ``se`` and ``df`` degrees of freedom to show ``effect``.
+
+    t = mean/se follows a noncentral t with ``df`` df and noncentrality effect/se;
+    power = P(t > t_crit) + P(t < −t_crit), t_crit = t_{1−α/2, df}.
+    """
+    if df < 1:
+        return 0.0
+    if se <= 0:
+        return 1.0
+    ncp = effect / se
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    return float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
+
+
+def paired_t_power(n: int, sd: float, effect: float = MIN_GAIN, alpha: float = 0.05) -> float:
+    """Power of the paired t-test with ``n`` pairs whose differences have spread ``sd`` to show ``effect``."""
+    return power_from_se(sd / np.sqrt(n), n - 1, effect, alpha) if n >= 2 else 0.0
+
+
+def seeds_for_power(sd: float, effect: float = MIN_GAIN, target: float = 0.8, alpha: float = 0.05,
+                    max_seeds: int = 200) -> int | None:  # fmt: skip
+    """The fewest paired seeds whose t-test finds ``effect`` with probability ``target`` (None: over ``max_seeds``)."""
+    for n in range(2, max_seeds + 1):
+        if paired_t_power(n, sd, effect, alpha) >= target:
+            return n
+    return None

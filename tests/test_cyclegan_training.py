@@ -13,6 +13,8 @@ from feraug.api import train_cyclegan
 from feraug.config import CycleGANConfig, build_config, parse_override
 from feraug.data import FaceDataset, load_fer2013_csv, make_toy_faces
 from feraug.gan.losses import AdversarialLoss
+from feraug.models.base import StepContext
+from feraug.models.cyclegan import CycleGAN
 from feraug.synth.translate import read_provenance, translate
 from feraug.train.checkpoint import CheckpointError, load_checkpoint
 from feraug.train.trainer import TrainingDivergedError, checkpoint_path
@@ -71,6 +73,50 @@ def test_resume_is_bitwise_exact(tmp_path: Path, faces: FaceDataset, preset: str
     assert not different, f"resumed run differs in {different[:5]}"
     steps = [json.loads(line)["step"] for line in (split / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 6  # no duplicated log lines after resume
+
+
+@pytest.mark.parametrize("how", ["stop", "crash"])
+def test_resume_mid_epoch_is_bitwise_exact(
+    tmp_path: Path, faces: FaceDataset, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Interrupted inside an epoch, resumed there: equals the uninterrupted run bitwise.
+
+    3 steps per epoch, 6 in all (the second epoch decays the learning rate). ``stop``: ``--stop-at-step 4``
+    checkpoints at step 4, one step into epoch 2. ``crash``: checkpoints every 2 steps and dies inside step 5
+    like a killed process (no final save), so the resume starts from the mid-epoch checkpoint of step 4.
+    Bitwise for the same reason as above: one process, one thread count.
+    """
+    sets = ["optim.epochs=1", "optim.epochs_decay=1", "train.steps_per_epoch=3", "train.ema_decay=0.9",
+            "optim.augment=true", f"train.checkpoint_every={2 if how == 'crash' else 1000}"]  # fmt: skip
+    straight = tmp_path / "straight"
+    train_cyclegan(config("cyclegan-improved", *sets), straight, data=faces, progress=False)
+
+    split = tmp_path / "split"
+    if how == "stop":
+        train_cyclegan(config("cyclegan-improved", *sets), split, data=faces, progress=False, stop_at=4)
+    else:
+        real = CycleGAN.train_step
+
+        def killed_in_step_5(self: CycleGAN, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict:
+            if ctx.step == 4:  # 0-based: the fifth step
+                raise KeyboardInterrupt
+            return real(self, batch, ctx)
+
+        monkeypatch.setattr(CycleGAN, "train_step", killed_in_step_5)
+        with pytest.raises(KeyboardInterrupt):
+            train_cyclegan(config("cyclegan-improved", *sets), split, data=faces, progress=False)
+        monkeypatch.undo()
+    assert load_checkpoint(checkpoint_path(split))["step"] == 4  # mid-epoch: 4 = one step into epoch 2 of 3 steps
+    train_cyclegan(config("cyclegan-improved", *sets), split, resume=True, data=faces, progress=False)
+
+    a, b = state_tensors(straight), state_tensors(split)
+    assert a.keys() == b.keys() and len(a) > 20
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"resumed run differs in {different[:5]}"
+    logs = [[json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()] for run in (split, straight)]
+    steps = [r["step"] for r in logs[0]]
+    assert steps == sorted(set(steps)) and steps[-1] == 6
+    assert logs[0][-1]["lr"] == logs[1][-1]["lr"] and logs[0][-1]["G/total"] == logs[1][-1]["G/total"]
 
 
 def test_cycle_loss_falls_on_toy_faces(tmp_path: Path, faces: FaceDataset) -> None:

@@ -105,7 +105,7 @@ def test_test_image_ci_alone_does_not_decide() -> None:
     assert noise_interval(v["sentence"])[0] > 0  # the bootstrap alone would have said YES
     assert v["answer"] == "not_shown" and " NOT SHOWN: " in v["sentence"]
     assert f"the design had {100 * v['power']:.0f}% power to show a +2.0 pt gain" in v["sentence"]
-    assert v["seeds_for_80"] > 3 and f"about {v['seeds_for_80']} seeds would give 80%" in v["sentence"]
+    assert v["seeds_for_80"] > 3 and f"; about {v['seeds_for_80']} seeds would give 80%" in v["sentence"]
 
 
 def test_zero_variance_consistent_gain_is_decided_by_the_test_images() -> None:

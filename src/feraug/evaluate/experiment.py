@@ -492,13 +492,11 @@ def verdict(summary: dict[str, Any]) -> dict[str, Any]:
             parts[0] += " (one seed: no across-seed interval)"
         if answer == "no" and "primary" in t:
             parts.append(f"a gain of {_pt(min_gain)} or more is ruled out")
-        if answer == "not_shown":
-            need = t.get("seeds_for_80")
-            power = t.get("power")
-            parts.append("the design had "
-                         + (f"{100 * power:.0f}% power" if power is not None else "no power estimate")
-                         + f" to show a {_pt(min_gain)} gain"
-                         + (f"; about {need} seeds would give 80%" if need else ""))  # fmt: skip
+        power, need = t.get("power"), t.get("seeds_for_80")
+        if power is not None:
+            parts.append(f"the design had {100 * power:.0f}% power to show a {_pt(min_gain)} gain")
+        if answer == "not_shown" and need:
+            parts.append(f"about {need} seeds would give 80%")
         boot = t.get("bootstrap_pooled")
         if boot is not None and "test images" not in t.get("primary", {}).get("method", ""):
             parts.append(f"test-set noise only: [{100 * boot['ci95'][0]:+.1f}, {100 * boot['ci95'][1]:+.1f}]")

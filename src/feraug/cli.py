@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 import click
 
 from feraug import __version__
+
+_STARTED = time.perf_counter()  # a --time-budget counts from here: the command's start, imports included
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -155,6 +158,9 @@ def _overrides(pairs: dict[str, object], sets: tuple[str, ...]) -> list[dict[str
 @click.option("--stop-at-step", type=click.IntRange(1), default=None,
               help="End this invocation after this many steps in total, with a checkpoint (time-limited jobs); "
               "--resume continues.")  # fmt: skip
+@click.option("--time-budget", default=None, metavar="DURATION",
+              help="Fit the whole schedule, decay included, into e.g. 45m, 1h30m or 900s: a short measurement "
+              "fixes the steps, written into config.yaml so --resume and re-runs are exact.")  # fmt: skip
 @click.option("--epochs", type=int, default=None, help="Epochs at constant learning rate.")
 @click.option("--epochs-decay", type=int, default=None, help="Epochs of linear learning-rate decay.")
 @click.option("--batch-size", type=int, default=None)
@@ -165,9 +171,9 @@ def _overrides(pairs: dict[str, object], sets: tuple[str, ...]) -> list[dict[str
 @user_errors
 def train_cyclegan(
     data: str | None, source: str | None, target: str | None, preset: str | None, config_file: Path | None,
-    sets: tuple[str, ...], out: Path, resume: bool, stop_at_step: int | None, epochs: int | None,
-    epochs_decay: int | None, batch_size: int | None, steps_per_epoch: int | None, seed: int | None,
-    device: str | None, quiet: bool,
+    sets: tuple[str, ...], out: Path, resume: bool, stop_at_step: int | None, time_budget: str | None,
+    epochs: int | None, epochs_decay: int | None, batch_size: int | None, steps_per_epoch: int | None,
+    seed: int | None, device: str | None, quiet: bool,
 ) -> None:  # fmt: skip
     """Train a CycleGAN translating SOURCE faces into TARGET faces (and back).
 
@@ -180,6 +186,9 @@ def train_cyclegan(
     """
     from feraug.api import train_cyclegan as run_training
     from feraug.config import CycleGANConfig, build_config
+    from feraug.train.budget import parse_duration
+
+    budget = parse_duration(time_budget) if time_budget is not None else None
 
     overrides = _overrides({"data.data": data, "data.source": source, "data.target": target,
                             "optim.epochs": epochs, "optim.epochs_decay": epochs_decay,
@@ -192,8 +201,13 @@ def train_cyclegan(
         cfg = build_config(CycleGANConfig, file=saved, overrides=overrides)
     else:
         cfg = build_config(CycleGANConfig, preset=preset, file=config_file, overrides=overrides)
-    trainer = run_training(cfg, out, resume=resume, progress=not quiet, stop_at=stop_at_step)
+    trainer = run_training(cfg, out, resume=resume, progress=not quiet, stop_at=stop_at_step, time_budget=budget,
+                           started=_STARTED)  # fmt: skip
     if trainer.dist.is_main:  # under torchrun, one line for the run rather than one per process
+        if trainer.budget is not None:
+            b = trainer.budget
+            click.echo(f"time budget {b.budget_s:.0f} s: {b.seconds_per_step:.3g} s/step measured -> "
+                       f"{b.epochs}+{b.epochs_decay} epochs x {b.steps_per_epoch} steps (in config.yaml)")  # fmt: skip
         click.echo(f"finished step {trainer.step} in {out}; samples in {out / 'samples'}")
 
 
@@ -388,12 +402,15 @@ def experiment_augment(
 @click.option("--seed", type=int, default=None)
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N, mps.")
 @click.option("--tta", is_flag=True, help="Ten-crop test-time augmentation for selection and the test.")
+@click.option("--time-budget", default=None, metavar="DURATION",
+              help="Fit the whole schedule into e.g. 15m or 900s: a short measurement fixes epochs and steps, "
+              "written into config.yaml so --resume and re-runs are exact.")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
 def train_classifier(
     data: str | None, arch: str | None, config_file: Path | None, sets: tuple[str, ...], out: Path, resume: bool,
     epochs: int | None, batch_size: int | None, lr: float | None, steps_per_epoch: int | None, seed: int | None,
-    device: str | None, tta: bool, quiet: bool,
+    device: str | None, tta: bool, quiet: bool, time_budget: str | None,
 ) -> None:  # fmt: skip
     """Train an expression classifier on the train split of DATA, select on val, report on test.
 
@@ -407,6 +424,7 @@ def train_classifier(
     from feraug.evaluate.classifier import evaluate_classifier, tta_padding_for
     from feraug.evaluate.classifier import train_classifier as run_training
     from feraug.evaluate.metrics import metrics_table
+    from feraug.train.budget import parse_duration
     from feraug.train.device import resolve_device
 
     given = {"data": data, "arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
@@ -427,7 +445,13 @@ def train_classifier(
     train_ds, val_ds, test_ds = splits.datasets(ds)
     click.echo(f"{ds.source}: {len(train_ds):,} train / {len(val_ds):,} val / {len(test_ds):,} test faces; "
                f"{splits.note}")  # fmt: skip
-    run = run_training(cfg, train_ds, val_ds, out, resume=resume, progress=not quiet)
+    budget = parse_duration(time_budget) if time_budget is not None else None
+    run = run_training(cfg, train_ds, val_ds, out, resume=resume, progress=not quiet, time_budget=budget,
+                       started=_STARTED)  # fmt: skip
+    if run.budget is not None:
+        b = run.budget
+        click.echo(f"time budget {b.budget_s:.0f} s: {b.seconds_per_step:.3g} s/step measured -> {b.epochs} epochs "
+                   f"x {b.steps_per_epoch} steps (in config.yaml)")  # fmt: skip
     metrics = evaluate_classifier(run.net, test_ds.with_note(splits.note), tta=cfg.tta, out_dir=out, name="test",
                                   device=resolve_device(cfg.device), tta_padding=tta_padding_for(cfg))  # fmt: skip
     click.echo(f"best epoch {run.best_epoch} of {len(run.history)}: val {cfg.select_metric} {run.best_score:.4f}")

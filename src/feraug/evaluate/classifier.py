@@ -36,10 +36,11 @@ lr, img/s, best so far); the epoch lines are also :attr:`ClassifierRun.history`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ from feraug.data.augment import classifier_augment, ten_crop, to_float
 from feraug.data.dataset import FaceDataset
 from feraug.evaluate.metrics import classification_metrics
 from feraug.nets.classifiers import ExpressionClassifier, build_classifier, classifier_from_arch
+from feraug.train.budget import BudgetPlan, plan_schedule, synchronize
 from feraug.train.checkpoint import load_checkpoint, save_checkpoint
 from feraug.train.device import autocast_dtype, resolve_device
 from feraug.train.runinfo import write_run_info
@@ -74,7 +76,7 @@ CHANNELS_LAST = True
 _DROPOUT = 1001
 
 
-@dataclass
+@dataclasses.dataclass
 class ClassifierRun:
     """What :func:`train_classifier` returns.
 
@@ -85,6 +87,8 @@ class ClassifierRun:
         best_score: their val ``select_metric`` (NaN without val).
         history: one dict per finished epoch, as in ``metrics.jsonl``.
         run_dir: the run folder, or None for an in-memory run.
+        config: the configuration the run trained with (a time budget's resolved schedule included).
+        budget: the resolved time budget, when one was given.
     """
 
     net: ExpressionClassifier
@@ -92,6 +96,8 @@ class ClassifierRun:
     best_score: float
     history: list[dict[str, Any]]
     run_dir: Path | None
+    config: ClassifierConfig | None = None
+    budget: BudgetPlan | None = None
 
 
 def last_checkpoint(run_dir: Path) -> Path:
@@ -396,6 +402,31 @@ class _Fit:
                 f"{self.bad_epochs} epochs (best {self.best_score:.4f} at epoch {self.best_epoch})"
             )
 
+    def measure(self, seconds: float, min_steps: int = 3) -> tuple[float, float, float]:
+        """Train for about ``seconds`` (after one untimed step), validate once and write one checkpoint:
+        seconds per step, per epoch-end checkpoint (last and best), per validation.
+
+        For time budgets, on a throwaway run (its weights move; a later run re-seeds everything it uses).
+        """
+        order = torch.randperm(len(self.images), generator=generator(self.cfg.seed, ORDER, 0)).to(self.device)
+        self.net.train()
+        self._train_step(*self._batch(order, 0))
+        synchronize(self.device)
+        start, steps = time.perf_counter(), 0
+        while steps < min_steps or time.perf_counter() - start < seconds:
+            self._train_step(*self._batch(order, (steps + 1) % self.steps_per_epoch))
+            steps += 1
+        synchronize(self.device)
+        per_step = (time.perf_counter() - start) / steps
+        t0 = time.perf_counter()
+        if self.val is not None:
+            self._validate()
+        t1 = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="feraug-budget-") as scratch:
+            save_checkpoint(self.last_state(), Path(scratch) / "last.pt")
+        t2 = time.perf_counter()
+        return per_step, 2 * (t2 - t1), t1 - t0
+
     def _validate(self) -> tuple[dict[str, Any], float]:
         """Val metrics without augmentation (with ten-crop TTA when configured) and the val loss."""
         assert self.val is not None
@@ -424,7 +455,7 @@ class _Fit:
         net = classifier_from_arch(self.arch)
         net.load_state_dict(self.best_state if self.best_state is not None else _state_to_cpu(self.net))
         best_score = self.best_score if self.best_epoch else math.nan
-        return ClassifierRun(net.eval(), self.best_epoch, best_score, list(self.history), self.run_dir)
+        return ClassifierRun(net.eval(), self.best_epoch, best_score, list(self.history), self.run_dir, self.cfg)
 
 
 def train_classifier(
@@ -435,6 +466,8 @@ def train_classifier(
     *,
     resume: bool = False,
     progress: bool = True,
+    time_budget: float | None = None,
+    started: float | None = None,
 ) -> ClassifierRun:
     """Train a classifier on ``train``, selecting the best epoch on ``val``; see the module docstring.
 
@@ -447,6 +480,11 @@ def train_classifier(
             is replayed from its start; ``cfg.epochs`` may be raised to train longer. A run that
             stopped early stays stopped.
         progress: show a progress bar.
+        time_budget: seconds the whole run may take, counted from ``started`` (a ``time.perf_counter()``
+            value; default: this call): a throwaway copy trains for a few seconds, then ``epochs`` and
+            ``steps_per_epoch`` are fixed so that the schedule ends within it (:mod:`feraug.train.budget`);
+            the run's ``config.yaml`` and ``ClassifierRun.config`` hold the resolved values, ``meta.json``
+            the measurements.
 
     Raises:
         FileExistsError: ``run_dir`` already holds a run and ``resume`` is off.
@@ -461,15 +499,31 @@ def train_classifier(
             raise FileNotFoundError(f"nothing to resume: {last_checkpoint(run_dir)} does not exist")
     elif run_dir is not None and last_checkpoint(run_dir).exists():
         raise FileExistsError(f"{run_dir} already holds a run; resume it or pick another output folder")
+    if resume and time_budget is not None:
+        raise ValueError("a time budget is resolved once, when a run starts (into its config.yaml); "
+                         "resume continues that fixed schedule: drop the time budget")  # fmt: skip
+    start = time.perf_counter() if started is None else started
     device = resolve_device(cfg.device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type=device.type):
+        plan = None
+        if time_budget is not None:
+            probe = _Fit(cfg, train, val, None, device, False)
+            per_step, per_checkpoint, per_validation = probe.measure(min(max(0.02 * time_budget, 2.0), 60.0))
+            full = len(train) // probe.batch_size
+            del probe
+            plan = plan_schedule(time_budget, elapsed_s=time.perf_counter() - start, seconds_per_step=per_step,
+                                 checkpoint_s=per_checkpoint, sample_s=per_validation, epochs=cfg.epochs,
+                                 epochs_decay=0, full_steps_per_epoch=full, checkpoint_every=10**9)  # fmt: skip
+            cfg = cfg.model_copy(update={"epochs": plan.epochs, "steps_per_epoch": plan.steps_per_epoch})
+            cfg = type(cfg).model_validate(cfg.model_dump())
         fit = _Fit(cfg, train, val, run_dir, device, progress)
         if resume:
             fit.resume()
         elif run_dir is not None:
-            write_run_info(run_dir, cfg.model_dump(mode="json"), cfg.seed, device)
+            write_run_info(run_dir, cfg.model_dump(mode="json"), cfg.seed, device,
+                           extra={"budget": plan.as_dict()} if plan is not None else None)  # fmt: skip
         fit.fit()
-        return fit.result()
+        return dataclasses.replace(fit.result(), budget=plan)
 
 
 def _as_float_batches(data: FaceDataset | torch.Tensor) -> torch.Tensor:

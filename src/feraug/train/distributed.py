@@ -119,6 +119,15 @@ def mean_and_any(values: torch.Tensor, flag: torch.Tensor, info: DistInfo) -> tu
     return packed[:-1] / info.world, bool(packed[-1] > 0)
 
 
+def max_over(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Elementwise maximum of ``values`` over the processes (e.g. the slowest process's timings)."""
+    if info.world == 1:
+        return values
+    out = values.clone()
+    dist.all_reduce(out, op=dist.ReduceOp.MAX)
+    return out
+
+
 def any_true(flag: torch.Tensor, info: DistInfo) -> bool:
     """Whether ``flag`` is set in any process (so that all of them stop together)."""
     return mean_and_any(flag.new_zeros(0, dtype=torch.float32), flag, info)[1]

@@ -31,8 +31,9 @@ def git_revision() -> str | None:
         return None
 
 
-def write_run_info(run_dir: Path, config: dict[str, Any], seed: int, device: torch.device, world: int = 1) -> None:
-    """``config.yaml`` (the resolved config, reusable with ``--config``) and ``meta.json``."""
+def write_run_info(run_dir: Path, config: dict[str, Any], seed: int, device: torch.device, world: int = 1,
+                   extra: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """``config.yaml`` (the resolved config, reusable with ``--config``) and ``meta.json`` (plus ``extra``)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     meta = {
@@ -49,5 +50,6 @@ def write_run_info(run_dir: Path, config: dict[str, Any], seed: int, device: tor
             "numpy": np.__version__,
         },
         "platform": platform.platform(),
+        **(extra or {}),
     }
     (run_dir / "meta.json").write_text(json.dumps(meta, indent=2))

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from feraug.data.augment import to_uint8
 from feraug.models.base import GANModel, StepContext
 from feraug.report.grid import labelled_grid, save_image
+from feraug.train.budget import synchronize
 from feraug.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from feraug.train.distributed import (
     DistInfo,
@@ -37,6 +38,7 @@ from feraug.train.distributed import (
     barrier,
     broadcast_parameters,
     gather_to_main,
+    max_over,
     mean_and_any,
     sync_optimizers,
 )
@@ -125,6 +127,7 @@ class Trainer:
         self._bad = torch.zeros((), dtype=torch.bool, device=device)
         self._window_start = (0, time.perf_counter())
         self._tb: Any = None
+        self.budget: Any = None  # the resolved time budget (feraug.train.budget.BudgetPlan), when one was given
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -219,16 +222,7 @@ class Trainer:
                 epoch, index = divmod(self.step, s.steps_per_epoch)
                 if index == 0 or self.step == start:
                     self._set_learning_rates(epoch)
-                # the model's streams (pool, penalty) per process; augmentation of the global batch alike everywhere
-                rank = (self.dist.rank,) if self.dist.world > 1 else ()
-                gens = (*(generator(self.seed, STEP, self.step, k, *rank, device=self.device) for k in range(2)),
-                        generator(self.seed, STEP, self.step, 2, device=self.device))  # fmt: skip
-                batch = self.sampler.batch(epoch, index, gens[2])
-                ctx = StepContext(self.step, epoch, self.step / s.total_steps, gens[:2], self.autocast_dtype)
-                losses = self.model.train_step(batch, ctx)
-                self._update_ema()
-                self._accumulate(losses)
-                self.step += 1
+                self._train_one_step()
                 bar.update(1)
                 end_of_epoch = self.step % s.steps_per_epoch == 0
                 if self.step % self.log_every == 0 or end_of_epoch:
@@ -246,6 +240,45 @@ class Trainer:
             if self._tb is not None:
                 self._tb.close()
         return last
+
+    def _train_one_step(self) -> None:
+        s = self.schedule
+        epoch, index = divmod(self.step, s.steps_per_epoch)
+        # the model's streams (pool, penalty) per process; augmentation of the global batch alike everywhere
+        rank = (self.dist.rank,) if self.dist.world > 1 else ()
+        gens = (*(generator(self.seed, STEP, self.step, k, *rank, device=self.device) for k in range(2)),
+                generator(self.seed, STEP, self.step, 2, device=self.device))  # fmt: skip
+        batch = self.sampler.batch(epoch, index, gens[2])
+        ctx = StepContext(self.step, epoch, self.step / s.total_steps, gens[:2], self.autocast_dtype)
+        losses = self.model.train_step(batch, ctx)
+        self._update_ema()
+        self._accumulate(losses)
+        self.step += 1
+
+    def measure(self, seconds: float, min_steps: int = 3) -> tuple[float, float, float]:
+        """Train for about ``seconds`` (at least ``min_steps`` timed steps after one untimed warm-up step),
+        then write one checkpoint and one sample grid: seconds per step, per checkpoint, per grid.
+
+        For time budgets (:mod:`feraug.train.budget`), on a throwaway trainer whose ``run_dir`` is a scratch
+        folder: this moves its weights. Under torchrun every process gets the slowest process's figures.
+        """
+        self._set_learning_rates(0)
+        self._train_one_step()
+        synchronize(self.device)
+        start, steps = time.perf_counter(), 0
+        while steps < min_steps or time.perf_counter() - start < seconds:
+            self._train_one_step()
+            steps += 1
+        synchronize(self.device)
+        per_step = (time.perf_counter() - start) / steps
+        t0 = time.perf_counter()
+        self.save()
+        t1 = time.perf_counter()
+        if self.dist.is_main:
+            self.sample_grid(1)
+        t2 = time.perf_counter()
+        worst = max_over(torch.tensor([per_step, t1 - t0, t2 - t1], dtype=torch.float64), self.dist)
+        return float(worst[0]), float(worst[1]), float(worst[2])
 
     def _set_learning_rates(self, epoch: int) -> None:
         factor = self.schedule.lr_factor(epoch)

@@ -1,0 +1,55 @@
+"""How close a ``--time-budget`` run ends to its budget: whole CLI commands timed from outside.
+
+    python benchmarks/bench_time_budget.py [--budgets 60 180] [--out runs/bench-budget]
+
+For each budget, runs ``feraug train cyclegan`` (toy faces, a small ResNet CycleGAN at batch 4,
+2+2 epochs) and ``feraug train classifier`` (toy faces, a small VGG) as subprocesses, and prints
+the wall time (process start to exit, imports and the measurement included) next to the budget and
+the schedule it resolved to. Run it on an otherwise idle machine: the resolved schedule assumes the
+speed measured in the first seconds holds for the whole run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+COMMANDS = {
+    "cyclegan": ["train", "cyclegan", "--data", "toy:2000:0", "--source", "neutral", "--target", "disgust",
+                 "--set", "net.ngf=16", "--set", "net.n_blocks=3", "--set", "net.ndf=16", "--batch-size", "4",
+                 "--epochs", "2", "--epochs-decay", "2"],
+    "classifier": ["train", "classifier", "--data", "toy:3000:0", "--arch", "vgg",
+                   "--set", "arch_kwargs={width: 0.25, fc: 64}", "--epochs", "10"],
+}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--budgets", type=float, nargs="+", default=[60.0, 180.0])
+    ap.add_argument("--out", type=Path, default=Path("runs/bench-budget"))
+    args = ap.parse_args()
+    print(f"{'command':<12}{'budget s':>10}{'wall s':>9}{'wall/budget':>13}  schedule")
+    for budget in args.budgets:
+        for name, cmd in COMMANDS.items():
+            out = args.out / f"{name}-{budget:g}"
+            shutil.rmtree(out, ignore_errors=True)
+            start = time.perf_counter()
+            argv = [sys.executable, "-m", "feraug", *cmd, "--time-budget", f"{budget:g}s", "--device", "cpu",
+                    "--quiet", "--out", str(out)]  # fmt: skip
+            done = subprocess.run(argv, capture_output=True, text=True)
+            wall = time.perf_counter() - start
+            if done.returncode != 0:
+                sys.exit(f"{name} failed:\n{done.stderr[-2000:]}")
+            b = json.loads((out / "meta.json").read_text())["budget"]
+            schedule = (f"{b['epochs']}+{b['epochs_decay']} epochs x {b['steps_per_epoch']} steps, "
+                        f"{b['seconds_per_step']:.3g} s/step, {b['elapsed_s']:.1f} s before training")
+            print(f"{name:<12}{budget:>10.0f}{wall:>9.1f}{wall / budget:>13.3f}  {schedule}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

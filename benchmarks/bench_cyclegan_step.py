@@ -7,7 +7,9 @@ Same work on both sides: two ResNet generators, two PatchGAN discriminators, LSG
 and identity (λ_idt=0.5) losses, image pool of 50, 48x48 grayscale, fp32 on CPU. Each
 configuration runs in its own subprocess so peak memory (max RSS) is per implementation. The
 reference is a plain checkout kept outside this repository (never vendored); only its
-``optimize_parameters()`` is timed, on one fixed batch, as feraug's ``train_step`` is.
+``optimize_parameters()`` is timed, on one fixed batch, as feraug's ``train_step`` is. The
+checkout's git commit is printed before and after the results, with a warning when it is not the
+commit ``reference_cyclegan.py`` was written against (or has local changes).
 """
 
 from __future__ import annotations
@@ -112,6 +114,13 @@ def main() -> None:
         run_one(args)
         return
     impls = ["feraug"] + (["reference"] if args.reference else [])
+    ref_line = ""
+    if args.reference:  # which reference was measured goes with the results; a different commit is flagged
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from reference_cyclegan import describe_reference
+
+        ref_line = describe_reference(args.reference)[0]
+        print(ref_line, flush=True)
     runs: dict[tuple[int, str], list[dict]] = {}
     for batch in args.batch:
         for _ in range(args.rounds):  # alternate implementations so machine noise hits both alike
@@ -144,6 +153,7 @@ def main() -> None:
                 f"{1.5 * runs[batch, 'feraug'][0]['gflop_per_step'] * median[batch, 'reference'] / batch:.1f} GFLOP/s "
                 "over the whole step (compare benchmarks/bench_conv_throughput.py)"
             )
+        print(ref_line)
 
 
 if __name__ == "__main__":

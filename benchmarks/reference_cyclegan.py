@@ -8,7 +8,8 @@ The reference is never vendored into this repository: it is a plain checkout kep
 
 Written against upstream commit 2a7afba2895d52556dd5dfe07e8555ef657ced6f (2025-08-06). Since that version the
 reference has no ``--gpu_ids``: ``train.py`` sets ``opt.device`` itself (``util.util.init_ddp()``), so here it is set
-from the ``device`` argument.
+from the ``device`` argument. :func:`describe_reference` says which commit a checkout is at (and whether it has local
+changes); ``bench_cyclegan_step.py`` prints it with its results and warns when it is not that commit.
 
 The reference's top-level package names (``models``, ``util``, ``options``, ``data``) are generic, so they are
 imported with ``ref_root`` at the front of ``sys.path`` only while the model is built, and every module of those
@@ -29,6 +30,7 @@ import contextlib
 import importlib
 import io
 import random
+import subprocess
 import sys
 import tempfile
 import types
@@ -41,6 +43,33 @@ import torch
 REFERENCE_COMMIT = "2a7afba2895d52556dd5dfe07e8555ef657ced6f"
 _REFERENCE_PACKAGES = ("models", "util", "options", "data")
 _GENERATORS = {6: "resnet_6blocks", 9: "resnet_9blocks"}
+
+
+def reference_commit(ref_root: Path) -> tuple[str, bool] | None:
+    """``(commit, has local changes)`` of the reference checkout, or None when it is not a git checkout."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(ref_root), *args], capture_output=True, text=True,
+                              check=True).stdout.strip()  # fmt: skip
+
+    try:
+        return git("rev-parse", "HEAD"), bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def describe_reference(ref_root: Path) -> tuple[str, bool]:
+    """A line naming the checkout's commit for the results, and whether it is :data:`REFERENCE_COMMIT` unchanged."""
+    found = reference_commit(ref_root)
+    if found is None:
+        return (f"reference {ref_root}: not a git checkout, commit unknown (WARNING: this driver was written against "
+                f"{REFERENCE_COMMIT})", False)  # fmt: skip
+    commit, dirty = found
+    changes = " with local changes" if dirty else ""
+    if commit == REFERENCE_COMMIT and not dirty:
+        return f"reference {ref_root}: commit {commit} (the one this driver was written against)", True
+    return (f"reference {ref_root}: commit {commit}{changes} (WARNING: this driver was written against "
+            f"{REFERENCE_COMMIT}; results may not compare)", False)  # fmt: skip
 
 
 def _is_reference_module(name: str) -> bool:

@@ -209,6 +209,63 @@ def test_nan_loss_stops_with_epoch_and_step(tmp_path: Path, splits, monkeypatch:
     assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in weights)
 
 
+def test_sgd_label_smoothing_and_balanced_weights(tmp_path: Path, splits, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``optimizer=sgd`` trains with Nesterov SGD; ``label_smoothing`` and ``class_weights=balanced`` reach the loss."""
+    train, _, _ = splits
+    seen: list[dict[str, Any]] = []
+    real = F.cross_entropy
+
+    def spy(logits: torch.Tensor, target: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        seen.append(kwargs)
+        return real(logits, target, **kwargs)
+
+    monkeypatch.setattr(F, "cross_entropy", spy)
+    cfg = config(epochs=1, steps_per_epoch=2, optimizer="sgd", lr=0.01, momentum=0.8, label_smoothing=0.2,
+                 class_weights="balanced", augment=False)  # fmt: skip
+    train_classifier(cfg, train, None, tmp_path / "run", progress=False)
+    counts = np.bincount(train.labels.numpy(), minlength=7).astype(np.float64)
+    expected = torch.tensor(counts.sum() / (7 * counts), dtype=torch.float32)  # sklearn's "balanced"
+    assert len(seen) == 2
+    for kwargs in seen:
+        assert kwargs["label_smoothing"] == 0.2
+        assert torch.allclose(kwargs["weight"].cpu(), expected)
+    opt = load_checkpoint(last_checkpoint(tmp_path / "run"), family="classifier")["optimizer"]
+    assert opt["param_groups"][0]["nesterov"] is True and opt["param_groups"][0]["momentum"] == 0.8
+    assert all("momentum_buffer" in s for s in opt["state"].values()) and len(opt["state"]) > 0
+
+    seen.clear()  # the defaults: plain cross-entropy
+    train_classifier(config(epochs=1, steps_per_epoch=1, augment=False), train, None, progress=False)
+    assert seen[0].get("label_smoothing", 0.0) == 0.0 and seen[0].get("weight") is None
+
+
+def test_balanced_weights_of_a_missing_class_are_zero() -> None:
+    data = make_toy_faces(n=70, seed=0, size=SIZE)
+    data = data.subset(np.flatnonzero(data.labels.numpy() != 1))  # no Disgust
+    weights = clf.balanced_class_weights(data)
+    counts = data.class_counts()
+    assert weights[1] == 0 and torch.allclose(weights[counts > 0], torch.tensor(len(data) / (6 * counts[counts > 0]),
+                                                                                dtype=torch.float32))  # fmt: skip
+
+
+def test_plateau_schedule_and_early_stopping(tmp_path: Path, splits) -> None:
+    """A learning rate too small to change any prediction: val macro-F1 stays flat from epoch 1 on.
+
+    Plateau (patience 0, factor 0.5) halves the lr after the first epoch without improvement (epoch 2), so
+    epoch 3 runs at half; early stopping (patience 2) ends the run after epoch 3 instead of 6.
+    """
+    train, val, _ = splits
+    cfg = config(epochs=6, steps_per_epoch=1, lr=1e-7, weight_decay=0.0, schedule="plateau", plateau_patience=0,
+                 plateau_factor=0.5, early_stopping_patience=2, augment=False)  # fmt: skip
+    run = train_classifier(cfg, train, val, tmp_path / "run", progress=False)
+    scores = [h["val_macro_f1"] for h in run.history]
+    assert len(scores) == 3 and scores[0] == scores[1] == scores[2], scores
+    assert [h["lr"] for h in run.history] == pytest.approx([1e-7, 1e-7, 5e-8], rel=1e-9)
+    assert [h["stopped_early"] for h in run.history] == [False, False, True] and run.best_epoch == 1
+    last = load_checkpoint(last_checkpoint(tmp_path / "run"), family="classifier")
+    assert last["stopped_early"] is True and last["epoch"] == 3
+    assert last["optimizer"]["param_groups"][0]["lr"] == pytest.approx(2.5e-8)  # cut again after epoch 3
+
+
 def test_classifier_augment_shapes_and_determinism(splits) -> None:
     x = to_float(splits[0].images[:16])
     a = classifier_augment(x, torch.Generator().manual_seed(5))

@@ -49,6 +49,12 @@ def test_vgg_at_40_is_the_reference_network() -> None:
     assert count_parameters(net) == conv + bn + fc == 29_890_759
 
 
+def test_parameter_counts_in_the_readme() -> None:
+    """The README's table at 48x48 (PyTorch counts: BN running statistics are buffers, not parameters)."""
+    assert count_parameters(build_classifier("surreal")) == 4_860_935
+    assert count_parameters(build_classifier("vgg")) == 40_376_519
+
+
 @pytest.mark.parametrize("name", sorted(CLASSIFIERS))
 @pytest.mark.parametrize("size", [48, 64])
 def test_logits_and_features_shapes(name: str, size: int) -> None:

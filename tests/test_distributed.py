@@ -7,11 +7,13 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
+from feraug import api
 from feraug.api import train_cyclegan
 from feraug.config import CycleGANConfig, build_config, parse_override
 from feraug.data import make_toy_faces
@@ -20,6 +22,7 @@ from feraug.nets.gan_nets import ResnetGenerator
 from feraug.train.checkpoint import CheckpointError, load_checkpoint
 from feraug.train.distributed import DistInfo, shard
 from feraug.train.sampler import DomainSampler
+from feraug.train.seeding import STEP, generator
 from feraug.train.trainer import checkpoint_path
 
 TINY = ["net.ngf=8", "net.n_blocks=1", "net.ndf=8", "train.log_every=3", "train.ema_decay=0.9"]
@@ -33,14 +36,14 @@ def cli_args(*sets: str) -> list[str]:
     return args
 
 
-def launch(*args: str) -> subprocess.CompletedProcess[str]:
+def launch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """``torchrun --standalone --nproc_per_node 2 ARGS`` on CPU; on timeout the whole process group is killed."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)  # fmt: skip
     try:
-        out, err = proc.communicate(timeout=300)
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         raise
@@ -197,6 +200,57 @@ def test_divergence_stops_every_process(tmp_path: Path) -> None:
     assert not checkpoint_path(tmp_path / "run").exists()
 
 
+NAN = """
+import shutil, sys
+from pathlib import Path
+from feraug.api import build_cyclegan_trainer
+from feraug.config import CycleGANConfig, build_config, parse_override
+from feraug.data import make_toy_faces
+from feraug.gan.losses import AdversarialLoss
+from feraug.train.distributed import shutdown
+from feraug.train.trainer import TrainingDivergedError, checkpoint_path
+
+out, sets = Path(sys.argv[1]), sys.argv[2:]
+cfg = build_config(CycleGANConfig, preset="cyclegan", overrides=[parse_override(s) for s in sets])
+trainer = build_cyclegan_trainer(cfg, out / "run", data=make_toy_faces(n=400, seed=1), progress=False)
+try:
+    trainer.fit(stop_at=3)  # a good checkpoint at step 3 (end of epoch 1)
+    if trainer.dist.is_main:
+        shutil.copy(checkpoint_path(out / "run"), out / "good.pt")
+    if trainer.dist.rank == 1:  # one process only, in the last step (0-based 5) before the flush at step 6:
+        real = AdversarialLoss.generator  # rank 0's own losses stay finite, only the shared flag can stop it
+        AdversarialLoss.generator = lambda self, s: real(self, s) * (float("nan") if trainer.step == 5 else 1.0)
+    try:
+        trainer.fit()
+        message = "finished"
+    except TrainingDivergedError as e:
+        message = str(e)
+    (out / f"rank{trainer.dist.rank}.txt").write_text(message)  # stderr of the two ranks interleaves
+finally:
+    shutdown(trainer.dist)
+"""
+
+
+def test_a_nan_in_one_process_stops_every_process(tmp_path: Path) -> None:
+    """A real NaN loss on rank 1 alone, in step 6: both ranks stop with the same divergence message at that
+    step's log flush, neither hangs in a collective, and the step-3 checkpoint is not overwritten.
+
+    Rank 0 computes its step-6 losses before the NaN gradients are averaged into its weights, so it can only
+    stop because the processes share the divergence flag (``mean_and_any``); without that it would go on to
+    the checkpoint and wait there for a rank that has already stopped.
+    """
+    script = tmp_path / "nan.py"
+    script.write_text(NAN)
+    sets = [*TINY, *SCHEDULE, "train.log_every=3", "optim.pool_size=0", "train.device=cpu"]
+    done = launch(str(script), str(tmp_path), *sets, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    messages = [(tmp_path / f"rank{r}.txt").read_text() for r in range(2)]
+    assert messages[0] == messages[1], messages
+    assert messages[0].startswith("training diverged at or before step 6: G/adv_A=nan"), messages[0]
+    assert "last good checkpoint" in messages[0] and "last.pt (step 3) is intact" in messages[0]
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == (tmp_path / "good.pt").read_bytes()
+
+
 def test_resume_under_two_processes_is_bitwise_exact(tmp_path: Path) -> None:
     """Bitwise: both runs use 2 processes of 1 thread each, so every sum happens in the same order."""
     # weighted cycle loss (γ logged from the CPU) and a generator step every 2nd step, pools, augmentation
@@ -229,6 +283,49 @@ def test_shards_partition_the_global_batch() -> None:
     parts = [DomainSampler({"a": images}, 4, seed=0, device=torch.device("cpu"), shard=shard(4, DistInfo(r, 2)))
              .batch(0, 1, None)["a"] for r in range(2)]  # fmt: skip
     assert torch.equal(torch.cat(parts), full)
+
+
+def test_augmented_shards_partition_the_augmented_global_batch() -> None:
+    """Each process draws the step's augmentation for the whole batch from the same (seed, step) generator, as
+    the trainer does, and keeps its slice: the shards are exactly the single-process augmented batch."""
+    images = torch.randint(0, 256, (10, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+
+    def batch(shard_of: DistInfo | None, step: int) -> torch.Tensor:
+        sampler = DomainSampler({"a": images}, 4, seed=0, device=torch.device("cpu"), augment=True,
+                                shard=shard(4, shard_of) if shard_of else None)  # fmt: skip
+        return sampler.batch(0, 1, generator(0, STEP, step, 2))["a"]
+
+    for step in (1, 2):
+        full = batch(None, step)
+        parts = [batch(DistInfo(r, 2), step) for r in range(2)]
+        assert torch.equal(torch.cat(parts), full)
+    plain = DomainSampler({"a": images}, 4, seed=0, device=torch.device("cpu")).batch(0, 1, None)["a"]
+    assert not torch.equal(full, plain)  # augmentation did change the faces
+
+
+def test_batch_norm_under_several_processes_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_build`` warns before anything else when a data-parallel run would use batch norm (no SyncBatchNorm)."""
+
+    class StopError(Exception):
+        pass
+
+    def stop(*_args: object) -> None:
+        raise StopError  # the warning comes first; building the rest is not needed (nor a process group)
+
+    monkeypatch.setattr(api, "cyclegan_domains", stop)
+    monkeypatch.setattr(api, "CycleGAN", stop)
+
+    def build(norm: str, world: int) -> None:
+        cfg = build_config(CycleGANConfig, preset="cyclegan", overrides=[parse_override(f"net.norm={norm}")])
+        with pytest.raises(StopError):
+            api._build(cfg, Path("unused"), None, False, DistInfo(0, world), torch.device("cpu"))
+
+    with pytest.warns(UserWarning, match="batch norm under several processes normalizes each process's shard"):
+        build("batch", 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build("instance", 2)  # the default: exact, no warning
+        build("batch", 1)  # one process: batch norm sees the whole batch
 
 
 def test_batch_that_does_not_split_is_refused() -> None:

@@ -127,6 +127,27 @@ def test_cache_hit_and_invalidation_on_change(tmp_path: Path, toy: FaceDataset) 
     assert len(reloaded) == 10 and torch.equal(reloaded.images, changed.images)
 
 
+def test_cache_sees_a_same_size_in_place_edit(tmp_path: Path) -> None:
+    """Same path, inode and size, only content and mtime change: the one case ``mtime_ns`` alone catches."""
+    cache = tmp_path / "cache"
+    header = "emotion,pixels,Usage\n"
+    path = write(tmp_path / "f.csv", header + good_rows(3))
+    first = load_fer2013_csv(path, cache_dir=cache)
+    assert first.images[0, 0, 0].item() == 7
+    before = path.stat()
+    with path.open("r+b") as f:  # overwrite the first pixel of the first row in place: "7" -> "8"
+        f.seek(len(header) + len("0,"))
+        assert f.read(1) == b"7"
+        f.seek(len(header) + len("0,"))
+        f.write(b"8")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))  # a later mtime, even on a coarse clock
+    after = path.stat()
+    assert (after.st_ino, after.st_size) == (before.st_ino, before.st_size) and after.st_mtime_ns != before.st_mtime_ns
+    reloaded = load_fer2013_csv(path, cache_dir=cache)
+    assert reloaded.images[0, 0, 0].item() == 8 and torch.equal(reloaded.images[1:], first.images[1:])
+    assert len(list(cache.glob("*.npz"))) == 2  # a new entry; the old one is simply never asked for again
+
+
 def test_real_fer2013_counts(real_fer2013: Path) -> None:
     ds = load_fer2013_csv(real_fer2013)
     assert len(ds) == 32_298

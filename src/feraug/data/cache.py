@@ -1,4 +1,7 @@
-"""A parsed-dataset cache: the second load of a 290 MB CSV becomes a ~75 MB array read.
+"""A parsed-dataset cache: the second load of a CSV becomes one array read.
+
+For the real FER2013 file (271 MB of CSV text, gzipped to 85 MB) the entry is a 76 MB ``.npz`` that loads
+in 0.05-0.06 s against 1.2-1.3 s for a parse (``python benchmarks/bench_data.py``, 2-core CPU).
 
 Entries are keyed by the source's fingerprint (path, size, modification time, inode) and the
 loader's options, so editing or replacing the source file invalidates the entry by itself.

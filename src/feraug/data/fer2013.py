@@ -1,7 +1,8 @@
 """Read and write the Kaggle FER2013 CSV (``emotion,pixels,Usage``; plain or gzipped).
 
 Reading is one compiled pass over the decompressed bytes (see ``_csvparse``) plus an optional
-cache, so the real 32k-row file loads in ~1.2 s cold and ~0.1 s warm. Every malformed row is
+cache: the real file (32,298 rows, 85 MB gzipped, 271 MB of text) loads in 1.2-1.3 s cold and
+0.05-0.06 s from the cache on a 2-core CPU (``python benchmarks/bench_data.py``). Every malformed row is
 reported with file, line and problem; ``skip_bad_rows=True`` turns row errors into one counted
 warning instead, and the dataset's ``notes`` say how many rows were dropped.
 """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 
@@ -36,3 +38,18 @@ def autocast_dtype(device: torch.device, amp: bool | str) -> torch.dtype | None:
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return torch.float16
     return torch.bfloat16
+
+
+def gan_autocast_dtype(device: torch.device, amp: bool | str) -> torch.dtype | None:
+    """:func:`autocast_dtype` for GAN training, which has no loss scaling: fp16 falls back to fp32 with a warning.
+
+    On a CUDA GPU without bf16, :func:`autocast_dtype` picks fp16, whose gradients underflow without a
+    ``GradScaler``; the classifiers have one, the GAN trainer (several optimizers per step, gradient
+    penalties) does not, so it trains such GPUs in fp32 instead.
+    """
+    dtype = autocast_dtype(device, amp)
+    if dtype == torch.float16:
+        warnings.warn(f"{device} has no bf16 and GAN training has no fp16 loss scaling: training in fp32 "
+                      "(set train.amp=false to silence this)", stacklevel=2)  # fmt: skip
+        return None
+    return dtype

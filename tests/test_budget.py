@@ -54,9 +54,14 @@ def test_plan_keeps_the_schedule_shape_and_fits_the_budget() -> None:
     # 90 s left, 1 s per step: 90 steps over 2+2 epochs -> 22 per epoch (the full pass has 100)
     p = plan_schedule(100, epochs=2, epochs_decay=2, full_steps_per_epoch=100, **common)
     assert (p.epochs, p.epochs_decay, p.steps_per_epoch, p.total_steps) == (2, 2, 22, 88)
-    # a full pass is 10 steps: room for 9 passes -> epochs and decay scaled alike (2.25x -> 4 + 4)
+    # a full pass is 10 steps: room for 9 passes -> 9 epochs of 10 steps, constant and decay split 2:2 -> 4 + 5
     p = plan_schedule(100, epochs=2, epochs_decay=2, full_steps_per_epoch=10, **common)
-    assert (p.epochs, p.epochs_decay, p.steps_per_epoch) == (4, 4, 10)
+    assert (p.epochs, p.epochs_decay, p.steps_per_epoch) == (4, 5, 10)
+    # room for 1.5 passes per configured epoch: 6 epochs of 10 (not 4, which would waste a third of it)
+    p = plan_schedule(70, epochs=2, epochs_decay=2, full_steps_per_epoch=10, **common)
+    assert (p.epochs + p.epochs_decay, p.steps_per_epoch, p.total_steps) == (6, 10, 60)
+    p = plan_schedule(100, epochs=3, epochs_decay=0, full_steps_per_epoch=10, **common)  # a classifier: no decay
+    assert (p.epochs, p.epochs_decay, p.steps_per_epoch) == (9, 0, 10)
     # per-epoch costs: 4 epochs x (checkpoint 2 s + grid 3 s) = 20 s, and a checkpoint every 10 steps (+0.2 s/step)
     costs = {**common, "checkpoint_s": 2.0, "sample_s": 3.0, "checkpoint_every": 10}
     p = plan_schedule(100, epochs=2, epochs_decay=2, full_steps_per_epoch=100, **costs)

@@ -80,7 +80,7 @@ def _resolve_budget(cfg: CycleGANConfig, budget_s: float, start: float, domains:
     """Measure a throwaway copy of the run for a few seconds, then fix the schedule that fits ``budget_s``."""
     with tempfile.TemporaryDirectory(prefix="feraug-budget-") as scratch:
         probe = _build(cfg, Path(scratch), domains, False, dist, device)
-        per_step, per_checkpoint, per_grid = probe.measure(seconds=min(max(0.02 * budget_s, 2.0), 60.0))
+        per_step, per_checkpoint, per_grid = probe.measure(seconds=min(max(0.05 * budget_s, 3.0), 90.0))
         full = probe.sampler.steps_per_epoch if cfg.train.steps_per_epoch is None else math.ceil(
             max(len(d) for d in domains.values()) / cfg.optim.batch_size)  # fmt: skip
     o, t = cfg.optim, cfg.train

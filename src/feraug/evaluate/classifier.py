@@ -508,7 +508,7 @@ def train_classifier(
         plan = None
         if time_budget is not None:
             probe = _Fit(cfg, train, val, None, device, False)
-            per_step, per_checkpoint, per_validation = probe.measure(min(max(0.02 * time_budget, 2.0), 60.0))
+            per_step, per_checkpoint, per_validation = probe.measure(min(max(0.05 * time_budget, 3.0), 90.0))
             full = len(train) // probe.batch_size
             del probe
             plan = plan_schedule(time_budget, elapsed_s=time.perf_counter() - start, seconds_per_step=per_step,

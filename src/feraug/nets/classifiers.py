@@ -1,4 +1,4 @@
-"""Expression classifiers, built by name: the seeds' two baselines and a strong VGG-style reference.
+"""Expression classifiers, built by name: the seeds' two baselines, a strong VGG-style reference, a CPU-fast net.
 
 Every classifier takes ``float [N, in_channels, size, size]`` images scaled to [-1, 1] — the
 range the GAN generators emit (tanh), so real and synthetic faces enter in one format — and
@@ -13,6 +13,7 @@ name       follows                                             parameters (48x48
 simple     seed 000's Keras "simple classifier" (~65 %)        5,905,863 Keras-counted
 surreal    seed 000's small "Surreal (paper)" classifier       4,860,935
 vgg        Khaireddin & Chen 2021 VGGNet (73.28 % reported)    40,376,519 (29,890,759 at 40)
+fast       feraug's CPU-throughput design (see FastClassifier)  308,791
 =========  ==================================================  ===========================
 
 Each instance carries ``arch = {"name": ..., "kwargs": ...}``: everything needed to rebuild it
@@ -234,8 +235,47 @@ class VGGClassifier(ExpressionClassifier):
         self.head = nn.Linear(fc, n_classes)
 
 
+class FastClassifier(ExpressionClassifier):
+    """A small all-convolutional net designed for CPU training throughput on 48x48 grayscale faces.
+
+    Why this shape: on a 2-core CPU the seeds' classifiers train at 30-40 images/s (``simple``: 645 s
+    per FER2013 epoch), so a 3-arm x 7-seed experiment takes days. Here a 3x3 stem at full
+    resolution with few channels, then ``len(widths)`` stages that each halve the resolution with a
+    strided 3x3 conv and add ``depth - 1`` more 3x3 convs (BatchNorm + ReLU after each), then global
+    average pooling, one hidden FC layer (the penultimate features) and the linear head. Nearly all
+    compute sits at 24x24 and below; no max-pool, no large FC. Measured with
+    ``benchmarks/bench_fast_classifier.py``: ~900 images/s training at batch 128 on 2 CPU cores, and
+    64.45 % PublicTest accuracy from a 15-minute run (README); widths and depth were not swept.
+    """
+
+    name = "fast"
+
+    def __init__(self, n_classes: int = 7, in_channels: int = 1, size: int = 48, stem: int = 16,
+                 widths: Sequence[int] = (32, 64, 128), depth: int = 2, fc: int = 128,
+                 dropout: float = 0.3) -> None:  # fmt: skip
+        super().__init__(n_classes=n_classes, in_channels=in_channels, size=size)
+        if stem < 1 or not widths or min(widths) < 1 or depth < 1 or fc < 1:
+            raise ValueError(f"need stem, widths, depth, fc >= 1, got {stem}, {list(widths)}, {depth}, {fc}")
+        self._set_arch(stem=stem, widths=list(widths), depth=depth, fc=fc, dropout=dropout)
+        _check_size(self.name, size, size // 2 ** len(widths), 2 ** len(widths))
+
+        def conv(cin: int, cout: int, stride: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+        layers = conv(in_channels, stem, 1)
+        cin = stem
+        for w in widths:
+            layers += conv(cin, w, 2)
+            for _ in range(depth - 1):
+                layers += conv(w, w, 1)
+            cin = w
+        self.trunk = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1))
+        self.neck = nn.Sequential(nn.Linear(cin, fc), nn.ReLU(inplace=True), nn.Dropout(dropout))
+        self.head = nn.Linear(fc, n_classes)
+
+
 CLASSIFIERS: dict[str, type[ExpressionClassifier]] = {
-    cls.name: cls for cls in (SimpleClassifier, SurrealClassifier, VGGClassifier)
+    cls.name: cls for cls in (SimpleClassifier, SurrealClassifier, VGGClassifier, FastClassifier)
 }
 
 

@@ -68,8 +68,8 @@ def plan_schedule(
     steps costs n·E·seconds_per_step, plus a checkpoint at every epoch end and every
     ``checkpoint_every`` steps, plus a sample grid every ``sample_every`` epochs. While n fits in one
     full pass over the data (``full_steps_per_epoch``), the epochs stay and n shrinks; a budget with
-    room for more full passes scales both ``epochs`` and ``epochs_decay`` by the same factor, so
-    the decay keeps its share of the schedule.
+    room for more gets more epochs (none longer than a full pass), split between ``epochs`` and
+    ``epochs_decay`` in the configured proportion, so the decay keeps its share of the schedule.
     """
     for name, value in (("seconds_per_step", seconds_per_step), ("budget_s", budget_s)):
         if not value > 0:
@@ -91,11 +91,14 @@ def plan_schedule(
     if total <= n_epochs * full_steps_per_epoch:
         return BudgetPlan(budget_s, elapsed_s, seconds_per_step, checkpoint_s, sample_s, epochs, epochs_decay,
                           total // n_epochs)  # fmt: skip
-    scale = total / (n_epochs * full_steps_per_epoch)
-    e, d = max(1, math.floor(epochs * scale)), math.floor(epochs_decay * scale)
-    while (e + d) * full_steps_per_epoch > steps_that_fit(e + d):  # rounding and the extra epoch-end costs
-        e, d = (e - 1, d) if e * epochs_decay > d * epochs or d == 0 else (e, d - 1)
-    return BudgetPlan(budget_s, elapsed_s, seconds_per_step, checkpoint_s, sample_s, e, d, full_steps_per_epoch)
+    # more than one full pass per configured epoch fits: more epochs (each at most one pass), split between
+    # constant and decay in the configured proportion
+    n = math.ceil(total / full_steps_per_epoch)
+    while steps_that_fit(n) < n:  # the extra epochs' end-of-epoch costs
+        n -= 1
+    e = max(1, round(n * epochs / n_epochs)) if epochs_decay else n
+    per_epoch = min(full_steps_per_epoch, steps_that_fit(n) // n)
+    return BudgetPlan(budget_s, elapsed_s, seconds_per_step, checkpoint_s, sample_s, e, n - e, per_epoch)
 
 
 def synchronize(device: torch.device) -> None:

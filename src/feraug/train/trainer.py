@@ -257,28 +257,32 @@ class Trainer:
 
     def measure(self, seconds: float, min_steps: int = 3) -> tuple[float, float, float]:
         """Train for about ``seconds`` (at least ``min_steps`` timed steps after one untimed warm-up step),
-        then write one checkpoint and one sample grid: seconds per step, per checkpoint, per grid.
+        then write a checkpoint and a sample grid twice: seconds per step, per (warm) checkpoint, per grid.
 
         For time budgets (:mod:`feraug.train.budget`), on a throwaway trainer whose ``run_dir`` is a scratch
         folder: this moves its weights. Under torchrun every process gets the slowest process's figures.
         """
         self._set_learning_rates(0)
-        self._train_one_step()
+        per_step = self._time_steps(seconds, min_steps)
+        for _ in range(2):  # the second, warm round counts (the first loads fonts, creates files)
+            t0 = time.perf_counter()
+            self.save()
+            t1 = time.perf_counter()
+            if self.dist.is_main:
+                self.sample_grid(1)
+            t2 = time.perf_counter()
+        worst = max_over(torch.tensor([per_step, t1 - t0, t2 - t1], dtype=torch.float64), self.dist)
+        return float(worst[0]), float(worst[1]), float(worst[2])
+
+    def _time_steps(self, seconds: float, min_steps: int) -> float:
+        self._train_one_step()  # untimed: first-call allocations
         synchronize(self.device)
         start, steps = time.perf_counter(), 0
         while steps < min_steps or time.perf_counter() - start < seconds:
             self._train_one_step()
             steps += 1
         synchronize(self.device)
-        per_step = (time.perf_counter() - start) / steps
-        t0 = time.perf_counter()
-        self.save()
-        t1 = time.perf_counter()
-        if self.dist.is_main:
-            self.sample_grid(1)
-        t2 = time.perf_counter()
-        worst = max_over(torch.tensor([per_step, t1 - t0, t2 - t1], dtype=torch.float64), self.dist)
-        return float(worst[0]), float(worst[1]), float(worst[2])
+        return (time.perf_counter() - start) / steps
 
     def _set_learning_rates(self, epoch: int) -> None:
         factor = self.schedule.lr_factor(epoch)

@@ -280,6 +280,15 @@ def test_resume_under_two_processes_is_bitwise_exact(tmp_path: Path) -> None:
         train_cyclegan(cfg, tmp_path / "split", resume=True, data=make_toy_faces(n=400, seed=1), progress=False)
 
 
+def test_time_budget_resolves_one_schedule_for_every_process(tmp_path: Path) -> None:
+    """Each process measures its own speed; all must fix the same schedule, or their collectives would differ."""
+    torchrun(tmp_path / "run", *cli_args("optim.epochs=1", "optim.epochs_decay=1", "optim.batch_size=4"),
+             "--time-budget", "15s")  # fmt: skip
+    state = load_checkpoint(checkpoint_path(tmp_path / "run"))
+    budget = json.loads((tmp_path / "run" / "meta.json").read_text())["budget"]
+    assert state["step"] == budget["total_steps"] > 2 and state["world"] == 2
+
+
 def test_shards_partition_the_global_batch() -> None:
     images = torch.arange(10 * 4, dtype=torch.uint8).view(10, 1, 2, 2).repeat(1, 1, 2, 2)
     full = DomainSampler({"a": images}, 4, seed=0, device=torch.device("cpu")).batch(0, 1, None)["a"]

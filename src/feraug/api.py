@@ -17,7 +17,7 @@ from feraug.data.load import load_dataset
 from feraug.models.cyclegan import CycleGAN
 from feraug.train.budget import BudgetPlan, plan_schedule
 from feraug.train.device import gan_autocast_dtype, resolve_device
-from feraug.train.distributed import DistInfo, barrier, init_distributed, shard, shutdown
+from feraug.train.distributed import DistInfo, barrier, init_distributed, max_over, shard, shutdown
 from feraug.train.runinfo import write_run_info
 from feraug.train.sampler import DomainSampler
 from feraug.train.seeding import INIT, derive_seed
@@ -84,7 +84,9 @@ def _resolve_budget(cfg: CycleGANConfig, budget_s: float, start: float, domains:
         full = probe.sampler.steps_per_epoch if cfg.train.steps_per_epoch is None else math.ceil(
             max(len(d) for d in domains.values()) / cfg.optim.batch_size)  # fmt: skip
     o, t = cfg.optim, cfg.train
-    plan = plan_schedule(budget_s, elapsed_s=time.perf_counter() - start, seconds_per_step=per_step,
+    # every process must resolve the same schedule: the slowest one's elapsed time counts (timings are maxed too)
+    elapsed = float(max_over(torch.tensor([time.perf_counter() - start], dtype=torch.float64), dist)[0])
+    plan = plan_schedule(budget_s, elapsed_s=elapsed, seconds_per_step=per_step,
                          checkpoint_s=per_checkpoint, sample_s=per_grid, epochs=o.epochs, epochs_decay=o.epochs_decay,
                          full_steps_per_epoch=full, checkpoint_every=t.checkpoint_every,
                          sample_every=t.sample_every)  # fmt: skip

@@ -60,6 +60,10 @@ def test_plan_keeps_the_schedule_shape_and_fits_the_budget() -> None:
     # room for 1.5 passes per configured epoch: 6 epochs of 10 (not 4, which would waste a third of it)
     p = plan_schedule(70, epochs=2, epochs_decay=2, full_steps_per_epoch=10, **common)
     assert (p.epochs + p.epochs_decay, p.steps_per_epoch, p.total_steps) == (6, 10, 60)
+    # with 5 s + 5 s per epoch end, 4 x 10 or 5 x 9 steps beat 6 x 6: the longest is kept
+    p = plan_schedule(110, epochs=2, epochs_decay=2, full_steps_per_epoch=10, **{**common, "checkpoint_s": 5.0,
+                                                                                  "sample_s": 5.0})  # fmt: skip
+    assert p.total_steps == 45 and (p.epochs + p.epochs_decay, p.steps_per_epoch) == (5, 9)
     p = plan_schedule(100, epochs=3, epochs_decay=0, full_steps_per_epoch=10, **common)  # a classifier: no decay
     assert (p.epochs, p.epochs_decay, p.steps_per_epoch) == (9, 0, 10)
     # per-epoch costs: 4 epochs x (checkpoint 2 s + grid 3 s) = 20 s, and a checkpoint every 10 steps (+0.2 s/step)

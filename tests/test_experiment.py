@@ -219,7 +219,7 @@ def test_kfold_uses_the_corrected_t_test_and_pools_the_fixed_test_set() -> None:
     assert t["primary"]["method"].startswith("corrected resampled t-test over 6 folds")
     n_train = round(np.mean([f.train.size + f.val.size for f in folds]))
     assert f"n_train={n_train}" in t["primary"]["method"]
-    assert t["outcome"] in ("yes", "no", "worse", "not_shown") and t["power"] is not None
+    assert t["outcome"] == "yes" and 0 < t["power"] < 1  # +18 pt accuracy; tiny folds: little power for +2 pt
     fixed = results["sets"]["fixed_test"]
     f = next(c for c in fixed["comparisons"] if c["a"] == "oversample" and c["metric"] == "macro_f1")
     assert fixed["shared_images"] and f["bootstrap_pooled"]["runs"] == 6 and "bootstrap_per_seed" not in f

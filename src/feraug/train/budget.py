@@ -93,9 +93,9 @@ def plan_schedule(
                           total // n_epochs)  # fmt: skip
     # more than one full pass per configured epoch fits: more epochs (each at most one pass), split between
     # constant and decay in the configured proportion
-    n = math.ceil(total / full_steps_per_epoch)
-    while steps_that_fit(n) < n:  # the extra epochs' end-of-epoch costs
-        n -= 1
+    # (each extra epoch adds its end-of-epoch costs, so the longest schedule is searched, not computed)
+    candidates = range(n_epochs, math.ceil(total / full_steps_per_epoch) + 1)
+    n = max(candidates, key=lambda k: k * min(full_steps_per_epoch, steps_that_fit(k) // k))
     e = max(1, round(n * epochs / n_epochs)) if epochs_decay else n
     per_epoch = min(full_steps_per_epoch, steps_that_fit(n) // n)
     return BudgetPlan(budget_s, elapsed_s, seconds_per_step, checkpoint_s, sample_s, e, n - e, per_epoch)

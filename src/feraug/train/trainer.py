@@ -275,14 +275,21 @@ class Trainer:
         return float(worst[0]), float(worst[1]), float(worst[2])
 
     def _time_steps(self, seconds: float, min_steps: int) -> float:
+        """Seconds per step over about ``seconds`` of training. Every process runs the same number of steps
+        (each step holds a gradient all-reduce), decided from the slowest process's first ``min_steps``."""
         self._train_one_step()  # untimed: first-call allocations
         synchronize(self.device)
-        start, steps = time.perf_counter(), 0
-        while steps < min_steps or time.perf_counter() - start < seconds:
+        start = time.perf_counter()
+        for _ in range(min_steps):
             self._train_one_step()
-            steps += 1
         synchronize(self.device)
-        return (time.perf_counter() - start) / steps
+        first = float(max_over(torch.tensor([(time.perf_counter() - start) / min_steps], dtype=torch.float64),
+                               self.dist)[0])  # fmt: skip
+        total = max(min_steps, math.ceil(seconds / max(first, 1e-9)))
+        for _ in range(total - min_steps):
+            self._train_one_step()
+        synchronize(self.device)
+        return (time.perf_counter() - start) / total
 
     def _set_learning_rates(self, epoch: int) -> None:
         factor = self.schedule.lr_factor(epoch)

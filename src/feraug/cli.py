@@ -461,6 +461,88 @@ def train_classifier(
     click.echo(f"wrote {out / 'test_metrics.json'}, plots and checkpoints/best.pt")
 
 
+judge_options = [
+    click.option("--judge-k", type=click.IntRange(2), default=2, show_default=True,
+                 help="Folds of the cross-fitted judge (model i never trains on fold i)."),
+    click.option("--judge-set", "judge_sets", multiple=True, metavar="KEY=VALUE",
+                 help="Judge classifier settings, e.g. epochs=20 or arch=simple.  [default: arch fast, 10 epochs]"),
+    click.option("--judge-cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+                 help="Folder for the judge models.  [default: <feraug cache>/crossfit]"),
+]
+
+
+def _judge_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(judge_options):
+        fn = option(fn)
+    return fn
+
+
+def _training_pool(data):  # noqa: ANN001, ANN202 - FaceDataset, imported lazily
+    """The faces generators and judges train on: the Training split, or everything when there are no splits."""
+    return data.split("Training") if "Training" in data.splits else data
+
+
+@main.command("quality")
+@click.option("--synthetic", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="Synthetic faces (FER2013-format CSV from translate or sample).")
+@click.option("--provenance", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Provenance CSV of --synthetic.  [default: the .provenance.csv beside it, if any]")
+@click.option("--data", default=None,
+              help="The real faces the generator trained on.  [default: the provenance's data column]")
+@click.option("--target", default=None, help="Emotion the faces should show.  [default: their label]")
+@click.option("--source", default=None, help="Emotion of the untranslated calibration row.  [default: the sources']")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for quality.json, quality.md and grids.  [default: <synthetic>.quality]")
+@click.option("--seed", default=0, show_default=True, help="Judge folds and seeds, KID subsets, calibration draws.")
+@_judge_options
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@skip_option
+@cache_option
+@user_errors
+def quality(synthetic: Path, provenance: Path | None, data: str | None, target: str | None, source: str | None,
+            out: Path | None, seed: int, judge_k: int, judge_sets: tuple[str, ...], judge_cache: Path | None,
+            quiet: bool, skip_bad_rows: bool, no_cache: bool) -> None:  # fmt: skip
+    """Measure a synthetic set against real faces, with real-face calibration rows beside it.
+
+    Expression transfer rate (a cross-fitted judge that never trained on the faces it scores or on a
+    translation's source), KID and FID in the judge's feature space, SSIM/L1 to the source face,
+    diversity and distance to the nearest training face, for the synthetic set, for real held-out
+    target faces (what real reads as) and for real untranslated source faces (what no change reads
+    as). The judge is trained once and cached.
+    """
+    from feraug.data.classes import emotion_index
+    from feraug.evaluate.crossfit import cross_fit, judge_config
+    from feraug.evaluate.quality import measure_quality
+    from feraug.synth.translate import load_synthetic_set
+
+    syn, prov = load_synthetic_set(synthetic, provenance=provenance, cache_dir=not no_cache)
+    if data is None:
+        if prov is None or "data" not in prov:
+            raise click.UsageError("--data is needed: the synthetic set has no provenance naming its real data")
+        data = str(prov["data"][0])
+    real = _load(data, syn.size, skip_bad_rows, no_cache)
+    if target is None:
+        present = sorted(set(syn.labels.tolist()))
+        if len(present) != 1:
+            raise click.UsageError(f"the synthetic set holds {len(present)} emotions: say which with --target")
+        target_label = present[0]
+    else:
+        target_label = emotion_index(target)
+    pool = _training_pool(real)
+    cfg = judge_config(judge_sets)
+    judge = cross_fit(pool, cfg, k=judge_k, seed=seed, cache_dir=judge_cache or True, progress=not quiet,
+                      log=click.echo)  # fmt: skip
+    out = out or synthetic.with_name(synthetic.name.removesuffix(".gz").removesuffix(".csv") + ".quality")
+    report = measure_quality(syn, pool, judge, target=target_label,
+                             source_rows=prov["source_row"] if prov is not None else None,
+                             source=emotion_index(source) if source is not None else None,
+                             out_dir=out, seed=seed, log=None if quiet else click.echo)  # fmt: skip
+    click.echo(f"\n{report.info['source']} -> {report.info['target']}: {len(syn)} synthetic faces, judged by "
+               f"{judge.k} cross-fitted {cfg.arch} classifiers\n")  # fmt: skip
+    click.echo(report.table())
+    click.echo(f"\nreport: {report.files['md']} (also quality.json and best/worst grids)")
+
+
 @main.command("evaluate")
 @click.option(
     "--run",

@@ -155,3 +155,22 @@ def read_provenance(path: str | Path) -> dict[str, np.ndarray]:
         raise ValueError(f"{path}: provenance file lacks columns {missing}")
     ints = {"synthetic_row", "source_row", "source_label", "label", "step"}
     return {k: np.array([r[k] for r in rows], dtype=np.int64 if k in ints else str) for k in rows[0]}
+
+
+def load_synthetic_set(
+    path: str | Path, *, provenance: str | Path | None = None, size: int = 48, cache_dir: bool = True
+) -> tuple[FaceDataset, dict[str, np.ndarray] | None]:
+    """A synthetic CSV and its provenance columns (``provenance`` or the file beside it; None when absent)."""
+    path = Path(path)
+    faces = load_dataset(path, size=size, cache_dir=cache_dir)
+    prov_file = Path(provenance) if provenance is not None else provenance_path(path)
+    if not prov_file.is_file():
+        if provenance is not None:
+            raise FileNotFoundError(f"provenance file not found: {prov_file}")
+        return faces, None
+    prov = read_provenance(prov_file)
+    if len(prov["synthetic_row"]) != len(faces) or not np.array_equal(np.sort(prov["synthetic_row"]), faces.rows):
+        raise ValueError(f"{prov_file} does not describe {path}: {len(prov['synthetic_row'])} provenance rows for "
+                         f"{len(faces)} faces (or different row numbers)")  # fmt: skip
+    order = np.argsort(prov["synthetic_row"])  # provenance columns in the CSV's row order
+    return faces, {k: v[order] for k, v in prov.items()}

@@ -1,0 +1,335 @@
+"""Know what you made: a synthetic set measured against real faces, with its calibration beside it.
+
+:func:`measure_quality` scores a synthetic set of one target emotion in three ways and prints
+every number next to the same number for two rows of *real* faces:
+
+* ``real target (held out)`` — real faces of the target emotion: what "as good as real" reads as;
+* ``real source (untranslated)`` — real faces of the source emotion: what "nothing was
+  translated" reads as (for sampled sets without a source class, the most common other class).
+
+So a score is read as a position between floor and ceiling, not as an absolute.
+
+The judge (:mod:`feraug.evaluate.crossfit`): two classifiers cross-fitted on the Training faces,
+model ``i`` trained on the half not in fold ``i``. A synthetic face is judged by the model that did
+not train on its *source* face, a real calibration face by the model that did not train on *it*.
+Features for the distribution scores come from model 0, and every face those scores use as real
+reference or calibration comes from fold 0, which model 0 never saw; fold 0's target faces are
+split in two halves, one the reference set, the other the ``real target`` row.
+
+Scores:
+
+* ``transfer`` — share the judge classifies as the target emotion; ``p_target`` its mean probability.
+* ``kid`` — unbiased KID (Bińkowski et al. 2018; cubic polynomial kernel) against the reference
+  set, mean ± std over 100 random subsets of ``min(n, 100)`` faces: unbiased, so usable for the
+  100-500 faces a synthetic set has. ``fid`` — Fréchet distance of Gaussians fitted to the
+  features; biased by the number of faces, so every row uses the same number. Both computed by
+  torchmetrics from the judge's features (ImageNet Inception weights are not available offline,
+  and 48x48 grey faces are far from ImageNet anyway).
+* ``ssim_to_source`` / ``l1_to_source`` — for translations: structure and identity kept (SSIM 1 and
+  L1 0 mean an unchanged face). The ``real target`` row pairs each face with a random source face:
+  what two unrelated faces score.
+* ``diversity`` — mean pairwise feature distance within the set divided by the same for the
+  reference set (1 = as varied as real target faces; mode collapse drives it to 0).
+* ``nn_pixel`` / ``nn_feature`` — median distance to the nearest *training* face of the target
+  emotion (RMS grey levels; feature L2), excluding the face itself: near 0 means copied.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from feraug.data.dataset import FaceDataset
+from feraug.evaluate.crossfit import CrossFit, features
+from feraug.evaluate.image_quality import mean_abs_error, ssim
+from feraug.train.seeding import SELECT, derive_seed
+
+#: KID subsets and their largest size (Bińkowski et al. use 100 subsets of 1,000; synthetic sets here are smaller).
+KID_SUBSETS = 100
+KID_MAX_SUBSET = 100
+ROW_SYNTHETIC, ROW_TARGET, ROW_SOURCE = "synthetic", "real target (held out)", "real source (untranslated)"
+
+
+class _Precomputed(nn.Module):
+    """Hands torchmetrics features computed elsewhere: its metrics accept any feature extractor."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.num_features = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def kid(real: np.ndarray, fake: np.ndarray, *, subsets: int = KID_SUBSETS, subset_size: int | None = None,
+        seed: int = 0) -> tuple[float, float]:  # fmt: skip
+    """Unbiased KID (mean, std over ``subsets``) between two feature sets, via torchmetrics.
+
+    ``subset_size`` defaults to ``min(len(real), len(fake), 100)``; subsets are drawn with a
+    generator seeded by ``seed`` (the caller's random state is left alone).
+    """
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    size = subset_size or min(len(real), len(fake), KID_MAX_SUBSET)
+    if size < 2:
+        raise ValueError(f"KID needs at least 2 faces per set, got {len(real)} and {len(fake)}")
+    with warnings.catch_warnings():  # "saves all features in a buffer": a few hundred vectors here
+        warnings.simplefilter("ignore", UserWarning)
+        metric = KernelInceptionDistance(feature=_Precomputed(real.shape[1]), subsets=subsets, subset_size=size)
+    metric.update(torch.from_numpy(np.asarray(real, dtype=np.float64)), real=True)
+    metric.update(torch.from_numpy(np.asarray(fake, dtype=np.float64)), real=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, std = metric.compute()
+    return float(mean), float(std)
+
+
+def fid(real: np.ndarray, fake: np.ndarray) -> float:
+    """Fréchet distance ``|μr − μf|² + Tr(Σr + Σf − 2(ΣrΣf)^½)`` of two feature sets, via torchmetrics."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    if len(real) < 2 or len(fake) < 2:
+        raise ValueError(f"FID needs at least 2 faces per set, got {len(real)} and {len(fake)}")
+    metric = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
+    metric.update(torch.from_numpy(np.asarray(real, dtype=np.float64)), real=True)
+    metric.update(torch.from_numpy(np.asarray(fake, dtype=np.float64)), real=False)
+    return float(metric.compute())
+
+
+def mean_pairwise_distance(x: np.ndarray) -> float:
+    """Mean Euclidean distance over all pairs of distinct rows."""
+    if len(x) < 2:
+        return float("nan")
+    t = torch.from_numpy(np.asarray(x, dtype=np.float64))
+    d = torch.cdist(t, t)
+    n = len(x)
+    return float(d.sum() / (n * (n - 1)))
+
+
+def nearest_distance(x: np.ndarray, ref: np.ndarray, *, exclude: np.ndarray | None = None) -> np.ndarray:
+    """Distance of each row of ``x`` to its nearest row of ``ref``.
+
+    ``exclude[i]`` is a ``ref`` index that does not count for row ``i`` (the face itself, when
+    real faces are measured against a set that contains them); -1 excludes nothing.
+    """
+    a = torch.from_numpy(np.asarray(x, dtype=np.float64))
+    b = torch.from_numpy(np.asarray(ref, dtype=np.float64))
+    out = []
+    for start in range(0, len(a), 256):
+        d = torch.cdist(a[start : start + 256], b)
+        if exclude is not None:
+            ex = torch.from_numpy(np.asarray(exclude[start : start + 256], dtype=np.int64))
+            rows = torch.nonzero(ex >= 0).flatten()
+            d[rows, ex[rows]] = float("inf")
+        out.append(d.min(1).values)
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+@dataclass(frozen=True)
+class FaceSet:
+    """One row of the quality table: faces, where they came from, and their paired sources (if any)."""
+
+    name: str
+    images: torch.Tensor  # uint8 [N,H,W]
+    folds: np.ndarray  # fold (of the face, or of its source) for out-of-fold judging; -1 outside the pool
+    self_index: np.ndarray  # index into the target training faces of the face itself, -1 if none
+    sources: torch.Tensor | None  # uint8 [N,H,W] source faces paired with these, or None
+
+
+def _pixels(images: torch.Tensor) -> np.ndarray:
+    return images.flatten(1).double().numpy()
+
+
+def score_set(fs: FaceSet, judge: CrossFit, target: int, ref_feats: np.ndarray, train_target: torch.Tensor,
+              train_feats: np.ndarray, ref_diversity: float, fid_n: int,
+              seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:  # fmt: skip
+    """The table row of one set and its per-face scores (for grids and selection)."""
+    proba = judge.out_of_fold_proba(fs.images, fs.folds)
+    feats = features(judge.nets[0], fs.images)
+    rng = np.random.default_rng(derive_seed(seed, SELECT, len(fs.images)))
+    pick = np.sort(rng.choice(len(feats), size=fid_n, replace=False))
+    kid_mean, kid_std = kid(ref_feats, feats, seed=seed)
+    nn_pix = nearest_distance(_pixels(fs.images), _pixels(train_target), exclude=fs.self_index) / np.sqrt(
+        fs.images[0].numel())
+    nn_feat = nearest_distance(feats, train_feats, exclude=fs.self_index)
+    per_face: dict[str, np.ndarray] = {"p_target": proba[:, target], "nn_pixel": nn_pix, "nn_feature": nn_feat}
+    row: dict[str, Any] = {
+        "set": fs.name, "n": len(fs.images),
+        "transfer": float((proba.argmax(1) == target).mean()), "p_target": float(proba[:, target].mean()),
+        "kid": kid_mean, "kid_std": kid_std, "fid": fid(ref_feats, feats[pick]), "fid_n": fid_n,
+        "diversity": mean_pairwise_distance(feats) / ref_diversity,
+        "nn_pixel": float(np.median(nn_pix)), "nn_feature": float(np.median(nn_feat)),
+    }  # fmt: skip
+    if fs.sources is not None:
+        s, l1 = ssim(fs.images, fs.sources).numpy(), mean_abs_error(fs.images, fs.sources).numpy()
+        per_face.update({"ssim_to_source": s, "l1_to_source": l1})
+        row.update({"ssim_to_source": float(s.mean()), "l1_to_source": float(l1.mean())})
+    return row, per_face
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    """What :func:`measure_quality` returns: table rows, per-face scores of the synthetic set, files written."""
+
+    rows: list[dict[str, Any]]
+    per_face: dict[str, np.ndarray]
+    info: dict[str, Any]
+    files: dict[str, Path]
+
+    def table(self) -> str:
+        """The rows as a fixed-width text table."""
+        return format_table(self.rows)
+
+
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("n", "n", "{:d}"), ("transfer", "transfer", "{:.1%}"), ("p_target", "p(target)", "{:.3f}"),
+    ("kid", "KID", "{:.4f}"), ("kid_std", "± std", "{:.4f}"), ("fid", "FID", "{:.2f}"),
+    ("ssim_to_source", "SSIM src", "{:.3f}"), ("l1_to_source", "L1 src", "{:.1f}"),
+    ("diversity", "diversity", "{:.2f}"), ("nn_pixel", "NN pixel", "{:.1f}"), ("nn_feature", "NN feat", "{:.2f}"),
+)  # fmt: skip
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of quality rows (missing values as ``-``)."""
+    head = f"{'set':<28}" + "".join(f"{label:>11}" for _, label, _ in COLUMNS)
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        cells = [fmt.format(r[key]) if r.get(key) is not None else "-" for key, _, fmt in COLUMNS]
+        lines.append(f"{r['set']:<28}" + "".join(f"{c:>11}" for c in cells))
+    return "\n".join(lines)
+
+
+def measure_quality(
+    synthetic: FaceDataset,
+    data: FaceDataset,
+    judge: CrossFit,
+    *,
+    target: int,
+    source_rows: np.ndarray | None = None,
+    source: int | None = None,
+    out_dir: Path | str | None = None,
+    seed: int = 0,
+    grid_k: int = 12,
+    log: Callable[[str], None] | None = None,
+) -> QualityReport:
+    """Score ``synthetic`` (faces meant to show emotion ``target``) against real faces; see the module docstring.
+
+    Args:
+        synthetic: the synthetic set.
+        data: the real pool the judge was cross-fitted on (the Training faces the generator drew on).
+        judge: :func:`~feraug.evaluate.crossfit.cross_fit` of ``data`` (``k >= 2``).
+        target: label of the emotion the synthetic faces should show.
+        source_rows: for translations, the source row (:attr:`FaceDataset.rows`) of each synthetic
+            face, from its provenance: enables the source-based scores and out-of-fold judging.
+        source: emotion of the source faces (the untranslated calibration row); default: the
+            source faces' label, else the largest class other than ``target``.
+        out_dir: writes ``quality.json``, ``quality.md`` and best/worst grids there.
+    """
+    if len(synthetic) < 4:
+        raise ValueError(f"the synthetic set has {len(synthetic)} faces; quality needs at least 4")
+    if synthetic.size != data.size:
+        raise ValueError(f"synthetic faces are {synthetic.size}px but the real ones {data.size}px")
+    labels = data.labels.numpy()
+    data_index = {int(r): i for i, r in enumerate(np.asarray(data.rows))}
+    sources = None
+    if source_rows is not None:
+        src_pos = np.array([data_index.get(int(r), -1) for r in source_rows])
+        if (src_pos < 0).any():
+            bad = int(np.asarray(source_rows)[src_pos < 0][0])
+            raise ValueError(f"{int((src_pos < 0).sum())} synthetic face(s) name a source row that is not in the real "
+                             f"faces (e.g. row {bad}): pass the data the generator was trained on")  # fmt: skip
+        sources = data.images[torch.from_numpy(src_pos)]
+        if source is None:
+            source = int(np.bincount(labels[src_pos]).argmax())
+    if source is None:
+        counts = np.bincount(labels, minlength=len(data.classes)).astype(np.int64)
+        counts[target] = -1
+        source = int(counts.argmax())
+    fold_of = judge.fold_of_rows(np.asarray(data.rows, dtype=np.int64))
+    tgt_idx = np.flatnonzero(labels == target)
+    src_idx = np.flatnonzero(labels == source)
+    rng = np.random.default_rng(derive_seed(seed, SELECT))
+    held_tgt = rng.permutation(tgt_idx[fold_of[tgt_idx] == 0])
+    if len(held_tgt) < 8:
+        raise ValueError(f"only {len(held_tgt)} {data.classes[target]} faces in the judge's held-out fold; "
+                         "quality needs at least 8 (4 reference, 4 calibration)")  # fmt: skip
+    ref, cal = held_tgt[: len(held_tgt) // 2], held_tgt[len(held_tgt) // 2 :]
+    held_src = rng.permutation(src_idx[fold_of[src_idx] == 0])[: max(len(cal), min(len(synthetic), 500))]
+    net0 = judge.nets[0]
+    ref_feats = features(net0, data.images[torch.from_numpy(ref)])
+    train_target = data.images[torch.from_numpy(tgt_idx)]
+    train_feats = features(net0, train_target)
+    ref_div = mean_pairwise_distance(ref_feats)
+    position_in_target = {int(p): j for j, p in enumerate(tgt_idx)}
+    fid_n = min(len(synthetic), len(cal), len(held_src))
+
+    syn_folds = judge.fold_of_rows(np.asarray(source_rows, dtype=np.int64)) if source_rows is not None else \
+        np.full(len(synthetic), -1)  # fmt: skip
+    partner = rng.choice(src_idx, size=len(cal), replace=True)
+    sets = [
+        FaceSet(ROW_SYNTHETIC, synthetic.images, syn_folds, np.full(len(synthetic), -1), sources),
+        FaceSet(ROW_TARGET, data.images[torch.from_numpy(cal)], fold_of[cal],
+                np.array([position_in_target[int(p)] for p in cal]),
+                data.images[torch.from_numpy(partner)] if sources is not None else None),
+        FaceSet(ROW_SOURCE, data.images[torch.from_numpy(held_src)], fold_of[held_src], np.full(len(held_src), -1),
+                data.images[torch.from_numpy(held_src)] if sources is not None else None),
+    ]  # fmt: skip
+    rows, per_face = [], {}
+    for fs in sets:
+        if log:
+            log(f"scoring {fs.name} ({len(fs.images)} faces)")
+        row, faces = score_set(fs, judge, target, ref_feats, train_target, train_feats, ref_div, fid_n, seed)
+        rows.append(row)
+        if fs.name == ROW_SYNTHETIC:
+            per_face = faces
+    info = {"target": data.classes[target], "source": data.classes[source], "reference_faces": len(ref),
+            "judge_k": judge.k, "judge_cache": str(judge.cache) if judge.cache else None,
+            "translation": source_rows is not None, "synthetic_source": synthetic.source, "data": data.source,
+            "seed": seed}  # fmt: skip
+    files: dict[str, Path] = {}
+    if out_dir is not None:
+        files = write_quality(Path(out_dir), rows, per_face, info, synthetic, sources, grid_k)
+    return QualityReport(rows, per_face, info, files)
+
+
+#: Per-face scores the best/worst grids are drawn for, and whether higher is better.
+GRID_SCORES: dict[str, bool] = {"p_target": True, "ssim_to_source": True, "nn_pixel": True}
+
+
+def write_quality(out: Path, rows: list[dict[str, Any]], per_face: dict[str, np.ndarray], info: dict[str, Any],
+                  synthetic: FaceDataset, sources: torch.Tensor | None, k: int) -> dict[str, Path]:  # fmt: skip
+    """``quality.json`` (rows, info, per-face scores), ``quality.md`` (the table) and one best/worst grid per score."""
+    from feraug.report.grid import labelled_grid, save_image
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"json": out / "quality.json", "md": out / "quality.md"}
+    record = {"rows": rows, "info": info, "per_face": {key: v.tolist() for key, v in per_face.items()}}
+    files["json"].write_text(json.dumps(record, indent=2))
+    files["md"].write_text(f"# Synthetic set quality: {info['source']} -> {info['target']}\n\n```\n"
+                           f"{format_table(rows)}\n```\n")  # fmt: skip
+    for key, higher_better in GRID_SCORES.items():
+        if key not in per_face:
+            continue
+        order = np.argsort(per_face[key], kind="stable")
+        if higher_better:
+            order = order[::-1]
+        n = min(k, len(order))
+        best, worst = order[:n].copy(), order[::-1][:n].copy()
+        grid_rows, names = [], []
+        for label, idx in (("best", best), ("worst", worst)):
+            t = torch.from_numpy(idx)
+            if sources is not None:
+                grid_rows.append(sources[t])
+                names.append(f"{label}: source")
+            grid_rows.append(synthetic.images[t])
+            names.append(f"{label}: synthetic")
+        files[f"grid_{key}"] = save_image(labelled_grid(grid_rows, names, label_width=110), out / f"grid_{key}.png")
+    return files

@@ -334,3 +334,38 @@ def test_end_to_end_cli_all_three_arms(tmp_path: Path) -> None:
     write_provenance(tmp_path / "fewer.provenance.csv", sources[:10])
     other = CliRunner().invoke(main, [*args, "--resume", "--synthetic", str(fewer)])
     assert other.exit_code == 1 and "synthetic-seed0-standard.npz was computed on other faces" in other.output
+
+
+def test_set_comparison_trains_the_baseline_once_and_asks_which_set_won(real: FaceDataset, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from feraug.config import ExperimentConfig, build_config, parse_override
+    from feraug.evaluate import classifier
+    from feraug.evaluate.experiment import run_set_comparison
+
+    calls: list[int] = []
+    train = classifier.train_classifier
+    monkeypatch.setattr(classifier, "train_classifier", lambda *a, **k: calls.append(1) or train(*a, **k))
+
+    (fold,) = standard_protocol(real)
+    syn_all, prov_all = synthetic_from(real, fold.train[:40])
+    syn_sel, prov_sel = synthetic_from(real, fold.train[:10])
+    sets = ["classifier.arch=fast", "classifier.arch_kwargs={stem: 4, widths: [8, 8, 8], depth: 1, fc: 8}",
+            "classifier.epochs=1", "classifier.steps_per_epoch=2", "classifier.batch_size=16", "seeds=2"]
+    cfg = build_config(ExperimentConfig, overrides=[parse_override(s) for s in sets])
+    lines: list[str] = []
+    out = run_set_comparison(real, [("all", syn_all, prov_all), ("best", syn_sel, prov_sel)], cfg, tmp_path,
+                             log=lines.append)  # fmt: skip
+    assert len([line for line in lines if line.startswith("[")]) == 12  # 3 arms x 2 seeds per set
+    assert len(calls) == 10  # ... but the second set's baselines come from the copied predictions
+    for seed in (0, 1):
+        name = f"baseline-seed{seed}-standard.npz"
+        assert (tmp_path / "all" / "predictions" / name).read_bytes() == (tmp_path / "best" / "predictions" /
+                                                                         name).read_bytes()  # fmt: skip
+    assert set(out["verdict"]) == {"synthetic:best_vs_synthetic:all", "synthetic:best_vs_oversample:best"}
+    assert out["sets"]["best"]["n_synthetic"] == 10
+    assert set(out["arms"]) == {"baseline", "synthetic:all", "oversample:all", "synthetic:best", "oversample:best"}
+    md = (tmp_path / "comparison.md").read_text()
+    assert "Did the 'best' synthetic faces beat the 'all' ones?" in md
+    assert (tmp_path / "best" / "report.html").is_file() and (tmp_path / "comparison.json").is_file()
+    with pytest.raises(ValueError, match="distinct names"):
+        run_set_comparison(real, [("x", syn_all, prov_all), ("x", syn_sel, prov_sel)], cfg, tmp_path / "again")

@@ -142,3 +142,12 @@ def test_bootstrap_callable_metric_equals_named() -> None:
         paired_bootstrap(y, a, b, "auc")
     with pytest.raises(ValueError, match="equal-length"):
         paired_bootstrap(y, a[:-1], b)
+
+
+def test_power_of_a_rounding_sized_spread_is_one_not_nan() -> None:
+    """scipy's noncentral t gives NaN at huge noncentrality; a 1e-13 spread between seeds means power 1."""
+    from feraug.evaluate.statistics import paired_t_power, power_from_se
+
+    assert power_from_se(1e-13, 1) == 1.0
+    assert paired_t_power(2, 1e-14) == 1.0
+    assert power_from_se(0.01, 6) < 1.0

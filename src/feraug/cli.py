@@ -283,6 +283,14 @@ def experiment() -> None:
     default=None,
     help="Provenance CSV of --synthetic.  [default: the .provenance.csv beside it]",
 )
+@click.option(
+    "--compare",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A second synthetic set (e.g. `feraug select` output, with its provenance beside it) run on the same "
+    "folds and seeds: each set gets its own report in --out/<name>, and comparison.md asks whether it beat "
+    "--synthetic.",
+)
 @click.option("--classifier", "arch", default=None, help="Classifier architecture: simple, surreal or vgg.")
 @click.option("--seeds", type=click.IntRange(1), default=None,
               help="Train every arm with seeds 0..N-1.  [default: 7: ~80% power for a +2 pt macro-F1 gain]")
@@ -324,6 +332,7 @@ def experiment_augment(
     data: str,
     synthetic: Path,
     provenance: Path | None,
+    compare: Path | None,
     arch: str | None,
     seeds: int | None,
     protocol: str | None,
@@ -367,6 +376,20 @@ def experiment_augment(
     real = _load(data, cfg.classifier.size, skip_bad_rows, no_cache)  # faces at the size the classifier expects
     syn = load_dataset(synthetic, size=real.size, cache_dir=not no_cache)
     prov = read_provenance(provenance or provenance_path(synthetic))
+    if compare is not None:
+        from feraug.evaluate.experiment import run_set_comparison
+
+        names = [p.name.removesuffix(".gz").removesuffix(".csv") for p in (synthetic, compare)]
+        if names[0] == names[1]:
+            names = [f"{names[0]}-1", f"{names[1]}-2"]
+        other = load_dataset(compare, size=real.size, cache_dir=not no_cache)
+        comparison = run_set_comparison(
+            real, [(names[0], syn, prov), (names[1], other, read_provenance(provenance_path(compare)))], cfg, out,
+            resume=resume, progress=not quiet, log=None if quiet else click.echo,
+        )  # fmt: skip
+        click.echo((out / "comparison.md").read_text())
+        click.echo(f"reports: {', '.join(str(out / n / 'report.html') for n in comparison['sets'])}")
+        return
     results = run_augmentation_experiment(
         real, syn, prov, cfg, out, resume=resume, progress=not quiet, log=None if quiet else click.echo
     )
@@ -482,6 +505,34 @@ def _training_pool(data):  # noqa: ANN001, ANN202 - FaceDataset, imported lazily
     return data.split("Training") if "Training" in data.splits else data
 
 
+def _judged_set(synthetic: Path, provenance: Path | None, data: str | None, target: str | None, seed: int,
+                judge_k: int, judge_sets: tuple[str, ...], judge_cache: Path | None, quiet: bool, skip_bad_rows: bool,
+                no_cache: bool) -> dict[str, Any]:  # fmt: skip
+    """Load a synthetic set, its provenance and real data; resolve the target; cross-fit (or load) the judge."""
+    from feraug.data.classes import emotion_index
+    from feraug.evaluate.crossfit import cross_fit, judge_config
+    from feraug.synth.translate import load_synthetic_set
+
+    syn, prov = load_synthetic_set(synthetic, provenance=provenance, cache_dir=not no_cache)
+    if data is None:
+        if prov is None or "data" not in prov:
+            raise click.UsageError("--data is needed: the synthetic set has no provenance naming its real data")
+        data = str(prov["data"][0])
+    real = _load(data, syn.size, skip_bad_rows, no_cache)
+    if target is None:
+        present = sorted(set(syn.labels.tolist()))
+        if len(present) != 1:
+            raise click.UsageError(f"the synthetic set holds {len(present)} emotions: say which with --target")
+        target_label = present[0]
+    else:
+        target_label = emotion_index(target)
+    pool = _training_pool(real)
+    cfg = judge_config(judge_sets)
+    judge = cross_fit(pool, cfg, k=judge_k, seed=seed, cache_dir=judge_cache or True, progress=not quiet,
+                      log=click.echo)  # fmt: skip
+    return {"syn": syn, "prov": prov, "pool": pool, "target": target_label, "judge": judge, "cfg": cfg}
+
+
 @main.command("quality")
 @click.option("--synthetic", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="Synthetic faces (FER2013-format CSV from translate or sample).")
@@ -511,27 +562,11 @@ def quality(synthetic: Path, provenance: Path | None, data: str | None, target: 
     as). The judge is trained once and cached.
     """
     from feraug.data.classes import emotion_index
-    from feraug.evaluate.crossfit import cross_fit, judge_config
     from feraug.evaluate.quality import measure_quality
-    from feraug.synth.translate import load_synthetic_set
 
-    syn, prov = load_synthetic_set(synthetic, provenance=provenance, cache_dir=not no_cache)
-    if data is None:
-        if prov is None or "data" not in prov:
-            raise click.UsageError("--data is needed: the synthetic set has no provenance naming its real data")
-        data = str(prov["data"][0])
-    real = _load(data, syn.size, skip_bad_rows, no_cache)
-    if target is None:
-        present = sorted(set(syn.labels.tolist()))
-        if len(present) != 1:
-            raise click.UsageError(f"the synthetic set holds {len(present)} emotions: say which with --target")
-        target_label = present[0]
-    else:
-        target_label = emotion_index(target)
-    pool = _training_pool(real)
-    cfg = judge_config(judge_sets)
-    judge = cross_fit(pool, cfg, k=judge_k, seed=seed, cache_dir=judge_cache or True, progress=not quiet,
-                      log=click.echo)  # fmt: skip
+    j = _judged_set(synthetic, provenance, data, target, seed, judge_k, judge_sets, judge_cache, quiet, skip_bad_rows,
+                    no_cache)  # fmt: skip
+    syn, prov, pool, target_label, judge, cfg = (j[k] for k in ("syn", "prov", "pool", "target", "judge", "cfg"))
     out = out or synthetic.with_name(synthetic.name.removesuffix(".gz").removesuffix(".csv") + ".quality")
     report = measure_quality(syn, pool, judge, target=target_label,
                              source_rows=prov["source_row"] if prov is not None else None,
@@ -541,6 +576,124 @@ def quality(synthetic: Path, provenance: Path | None, data: str | None, target: 
                f"{judge.k} cross-fitted {cfg.arch} classifiers\n")  # fmt: skip
     click.echo(report.table())
     click.echo(f"\nreport: {report.files['md']} (also quality.json and best/worst grids)")
+
+
+@main.command("select")
+@click.option("--synthetic", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="Synthetic faces (FER2013-format CSV from translate or sample).")
+@click.option("--provenance", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Provenance CSV of --synthetic.  [default: the .provenance.csv beside it, if any]")
+@click.option("--data", default=None,
+              help="The real faces the generator trained on.  [default: the provenance's data column]")
+@click.option("--target", default=None, help="Emotion the faces should show.  [default: their label]")
+@click.option("--keep", type=click.IntRange(1), default=None, help="Keep this many faces (the best first).")
+@click.option("--threshold", type=float, default=None, help="Keep every face whose --by score is at least this.")
+@click.option("--by", type=click.Choice(["combined", "target", "realism", "structure"]), default="combined",
+              show_default=True, help="combined: mean percentile rank of target confidence, realism and SSIM to "
+                                      "the source; or one of them alone.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="CSV of the kept faces; provenance, .select.json and a grid go beside it.")
+@click.option("--seed", default=0, show_default=True, help="Judge folds and seeds.")
+@_judge_options
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@skip_option
+@cache_option
+@user_errors
+def select(synthetic: Path, provenance: Path | None, data: str | None, target: str | None, keep: int | None,
+           threshold: float | None, by: str, out: Path, seed: int, judge_k: int, judge_sets: tuple[str, ...],
+           judge_cache: Path | None, quiet: bool, skip_bad_rows: bool, no_cache: bool) -> None:  # fmt: skip
+    """Keep the best synthetic faces by target confidence, realism and identity kept (SSIM to source).
+
+    Scores come from the same cross-fitted judge as `feraug quality` (cached), so a face is never
+    judged by a model that trained on its source. The kept faces keep their provenance, so the
+    augmentation experiment's leakage guard works on them unchanged.
+    """
+    import numpy as np
+    import torch
+
+    from feraug.evaluate.selection import select_top, selection_scores, write_selection
+
+    if (keep is None) == (threshold is None):
+        raise click.UsageError("give exactly one of --keep N and --threshold T")
+    j = _judged_set(synthetic, provenance, data, target, seed, judge_k, judge_sets, judge_cache, quiet, skip_bad_rows,
+                    no_cache)  # fmt: skip
+    syn, prov, pool, judge = j["syn"], j["prov"], j["pool"], j["judge"]
+    sources = source_folds = None
+    if prov is not None:
+        index = {int(r): i for i, r in enumerate(pool.rows)}
+        pos = np.array([index.get(int(r), -1) for r in prov["source_row"]])
+        if (pos < 0).any():
+            raise click.UsageError(f"{int((pos < 0).sum())} synthetic faces name source rows outside the training "
+                                   "faces of --data: pass the data the generator was trained on")  # fmt: skip
+        sources, source_folds = pool.images[torch.from_numpy(pos)], judge.folds[pos]
+    if by == "structure" and sources is None:
+        raise click.UsageError("--by structure needs translations with provenance (SSIM to the source face)")
+    scores = selection_scores(syn, pool, judge, target=j["target"], sources=sources, source_folds=source_folds)
+    kept = select_top(scores[by], keep=keep, threshold=threshold)
+    if kept.size == 0:
+        raise click.UsageError(f"no face has a {by} score of at least {threshold}")
+    result = write_selection(out, syn, prov, scores, kept, by,
+                             {"synthetic": str(synthetic), "seed": seed, "judge_cache": str(judge.cache)})  # fmt: skip
+    click.echo(f"kept {kept.size} of {len(syn)} faces by {by} -> {result.csv}")
+    for k, v in scores.items():
+        click.echo(f"  {k:<10} mean kept {v[kept].mean():9.4f}   all {v.mean():9.4f}")
+    click.echo(f"provenance: {result.provenance}\nreport: {result.report}\ngrid: {result.grid}")
+
+
+@main.command("filter")
+@click.option("--data", required=True, help="FER2013 CSV, image folder, or toy[:N[:SEED]] to filter.")
+@click.option("--method", type=click.Choice(["confidence", "likelihood", "ferplus"]), required=True,
+              help="confidence: out-of-fold probability of the label; likelihood: Gaussian likelihood of the "
+                   "embedding under the label's class; ferplus: drop what the FER+ votes contradict.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Filtered CSV (FER2013 layout); the report (.filter.md/.json) and a grid go beside it.")
+@click.option("--drop-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=None,
+              help="Drop this share of each class's lowest-scored training faces.  [default: 0.1]")
+@click.option("--threshold", type=float, default=None, help="Drop training faces scored below this instead.")
+@click.option("--ferplus", "ferplus_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="FER+ votes aligned with --data (ferplus.csv.gz): ground truth for the report, needed by "
+                   "--method ferplus.")
+@click.option("--features", "features_run", type=click.Path(exists=True, path_type=Path), default=None,
+              help="likelihood: embed with this classifier run (in-sample) instead of cross-fitted ones.")
+@click.option("--seed", default=0, show_default=True, help="Folds and model seeds.")
+@_judge_options
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@skip_option
+@cache_option
+@user_errors
+def filter_data(data: str, method: str, out: Path, drop_fraction: float | None, threshold: float | None,
+                ferplus_path: Path | None, features_run: Path | None, seed: int, judge_k: int,
+                judge_sets: tuple[str, ...], judge_cache: Path | None, quiet: bool, skip_bad_rows: bool,
+                no_cache: bool) -> None:  # fmt: skip
+    """Score every training face's label, drop the least credible ones, write the rest as a new CSV.
+
+    Validation and test faces are never scored or dropped. With --ferplus the report gives the
+    method's precision and recall against FER+'s label errors (faces whose FER+ plurality is not
+    their FER2013 label, or is unknown / not a face). Cross-fitted models (--judge-k folds, 5 here
+    by default) are cached.
+    """
+    from feraug.data.fer2013 import write_fer2013_csv
+    from feraug.data.ferplus import load_ferplus
+    from feraug.evaluate.classifier import load_classifier
+    from feraug.evaluate.crossfit import judge_config
+    from feraug.evaluate.filtering import filter_dataset, write_filter_report
+
+    real = _load(data, 48, skip_bad_rows, no_cache)
+    fp = load_ferplus(ferplus_path) if ferplus_path is not None else None
+    if drop_fraction is None and threshold is None and method != "ferplus":
+        drop_fraction = 0.1
+    k = judge_k if click.get_current_context().get_parameter_source("judge_k").name != "DEFAULT" else 5
+    net = load_classifier(features_run)[0] if features_run is not None else None
+    result = filter_dataset(real, method, cfg=judge_config(judge_sets), ferplus=fp, drop_fraction=drop_fraction,
+                            threshold=threshold, k=k, seed=seed, features_net=net,
+                            cache_dir=judge_cache or True, progress=not quiet, log=click.echo)  # fmt: skip
+    kept = real.subset(result.kept_positions(len(real)))
+    write_fer2013_csv(kept, out)
+    files = write_filter_report(out, real, result)
+    click.echo(files["md"].read_text())
+    click.echo(f"wrote {len(kept)} of {len(real)} faces to {out} ({int(result.dropped.sum())} training faces "
+               f"dropped)\nreport: {files['md']} (also {files['json'].name}, lowest-scored faces: "
+               f"{files['grid'].name})")  # fmt: skip
 
 
 @main.command("evaluate")

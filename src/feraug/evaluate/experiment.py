@@ -40,6 +40,7 @@ Statistics (equations in :mod:`feraug.evaluate.statistics` and :func:`pooled_pai
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -466,8 +467,9 @@ def _pt(x: float) -> str:
 _ANSWER = {"yes": "YES", "no": "NO", "worse": "NO, it did worse", "not_shown": "NOT SHOWN"}
 
 
-def verdict(summary: dict[str, Any]) -> dict[str, Any]:
-    """Plain-language answers to :data:`QUESTIONS`, decided by the primary metric alone.
+def verdict(summary: dict[str, Any],
+            questions: Sequence[tuple[str, str, str]] = QUESTIONS) -> dict[str, Any]:  # fmt: skip
+    """Plain-language answers to ``questions`` (default :data:`QUESTIONS`), decided by the primary metric alone.
 
     The answer is the primary metric's (macro-F1 by default) :func:`~feraug.evaluate.statistics.decide`
     on the primary interval of :func:`_compare` — across training seeds, never the test-image
@@ -481,7 +483,7 @@ def verdict(summary: dict[str, Any]) -> dict[str, Any]:
     min_gain = summary.get("min_gain", MIN_GAIN)
     tests = summary["sets"][primary_set]["comparisons"] if primary_set else []
     out: dict[str, Any] = {}
-    for a, b, question in QUESTIONS:
+    for a, b, question in questions:
         found = {t["metric"]: t for t in tests if t["a"] == a and t["b"] == b}
         if metric not in found:
             continue
@@ -693,6 +695,14 @@ def run_augmentation_experiment(
     Returns:
         The ``results.json`` content.
     """
+    return _experiment(data, synthetic, provenance, cfg, out_dir, resume=resume, progress=progress, log=log)[0]
+
+
+def _experiment(
+    data: FaceDataset, synthetic: FaceDataset, provenance: dict[str, np.ndarray], cfg: ExperimentConfig,
+    out_dir: str | Path, *, resume: bool = False, progress: bool = False, log: Callable[[str], None] | None = None,
+) -> tuple[dict[str, Any], list[RunResult]]:  # fmt: skip
+    """:func:`run_augmentation_experiment`, also returning the runs (for comparisons across synthetic sets)."""
     from feraug.report.experiment_report import write_report
     from feraug.train.device import resolve_device
     from feraug.train.runinfo import write_run_info
@@ -730,4 +740,70 @@ def run_augmentation_experiment(
     )
     (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))
     write_report(results, out)
-    return results
+    return results, runs
+
+
+def run_set_comparison(
+    data: FaceDataset, sets: Sequence[tuple[str, FaceDataset, dict[str, np.ndarray]]], cfg: ExperimentConfig,
+    out_dir: str | Path, *, resume: bool = False, progress: bool = False, log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The augmentation experiment for several synthetic sets (e.g. all faces vs ``feraug select``'s best) on
+    identical folds and seeds, and the paired question "did set B's synthetic arm beat set A's?".
+
+    Each set gets its own full experiment in ``out_dir/<name>`` (report included). The baseline arm
+    does not depend on the synthetic faces, so it is trained once: its cached predictions are copied
+    into every later set's folder, where the usual check (same training, selection and test faces)
+    still guards them. ``out_dir/comparison.json`` and ``comparison.md`` hold, for each later set B
+    against the first set A, the primary-metric comparison of B's synthetic arm with A's and with
+    B's own oversampling arm, across seeds as in :func:`verdict`.
+    """
+    import shutil
+
+    out = Path(out_dir)
+    names = [name for name, _, _ in sets]
+    if len(set(names)) != len(names) or len(names) < 2:
+        raise ValueError(f"a comparison needs at least two synthetic sets with distinct names, got {names}")
+    runs_of: dict[str, list[RunResult]] = {}
+    results_of: dict[str, dict[str, Any]] = {}
+    for i, (name, synthetic, provenance) in enumerate(sets):
+        if log:
+            log(f"== synthetic set {name!r}: {len(synthetic)} faces")
+        sub = out / name
+        if i > 0:
+            for cached in (out / names[0] / "predictions").glob("baseline-*.npz"):
+                target = sub / "predictions" / cached.name
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(cached, target)
+        results_of[name], runs_of[name] = _experiment(data, synthetic, provenance, cfg, sub,
+                                                      resume=resume or i > 0, progress=progress, log=log)  # fmt: skip
+    first = names[0]
+    merged = [r for r in runs_of[first] if r.arm == "baseline"]
+    for name in names:
+        merged += [dataclasses.replace(r, arm=f"{r.arm}:{name}") for r in runs_of[name] if r.arm != "baseline"]
+    pairs, questions = [], []
+    for name in names[1:]:
+        pairs += [(f"synthetic:{first}", f"synthetic:{name}"), (f"oversample:{name}", f"synthetic:{name}")]
+        questions += [(f"synthetic:{first}", f"synthetic:{name}",
+                       f"Did the {name!r} synthetic faces beat the {first!r} ones?"),
+                      (f"oversample:{name}", f"synthetic:{name}",
+                       f"Did the {name!r} synthetic faces beat oversampling as many real faces?")]  # fmt: skip
+    summary = summarize(merged, data.classes, comparisons=pairs, n_boot=cfg.n_boot, kfold=cfg.protocol == "kfold",
+                        primary_metric=cfg.primary_metric, min_gain=cfg.min_gain)  # fmt: skip
+    answers = verdict(summary, questions)
+    primary = summary["primary_set"]
+    table = {arm: {m: s[m] for m in ("accuracy", "macro_f1")} for arm, s in summary["sets"][primary]["arms"].items()}
+    comparison = {"sets": {name: {"n_synthetic": len(syn), "folder": str(out / name),
+                                  "verdict": results_of[name]["verdict"]} for name, syn, _ in sets},
+                  "arms": table, "verdict": answers, "primary_metric": cfg.primary_metric}  # fmt: skip
+    (out / "comparison.json").write_text(json.dumps(comparison, indent=2, allow_nan=False))
+    lines = [f"# Synthetic sets compared: {', '.join(names)}", "",
+             f"Same folds and seeds for every set; mean ± std over runs on {primary}, in %.", "",
+             "| arm | accuracy | macro-F1 |", "|---|---:|---:|"]  # fmt: skip
+    for arm, s in table.items():
+        cells = [f"{100 * s[m]['mean']:.2f} ± {100 * (s[m]['std'] or 0.0):.2f}" for m in ("accuracy", "macro_f1")]
+        lines.append(f"| {arm} | {cells[0]} | {cells[1]} |")
+    lines += ["", *[f"- {v['sentence']}" for v in answers.values()], "",
+              "Each set's own report: " + ", ".join(f"`{name}/report.md`" for name in names) + "."]  # fmt: skip
+    (out / "comparison.md").write_text("\n".join(lines) + "\n")
+    return comparison

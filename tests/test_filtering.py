@@ -1,0 +1,222 @@
+"""FER+ loading, label-noise filtering and best-sample selection."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from scipy.stats import multivariate_normal
+from sklearn.covariance import LedoitWolf
+
+from feraug.cli import main
+from feraug.data.dataset import FaceDataset
+from feraug.data.ferplus import FerPlusFormatError, load_ferplus
+from feraug.data.load import load_dataset
+from feraug.data.toy import make_toy_faces
+from feraug.evaluate import filtering
+from feraug.evaluate.crossfit import judge_config
+from feraug.evaluate.filtering import (
+    _class_gaussian_loglik,
+    confidence_scores,
+    drop_mask,
+    filter_dataset,
+    precision_recall,
+)
+from feraug.evaluate.selection import percentile_rank, select_top
+from feraug.synth.translate import load_synthetic_set
+
+HEADER = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
+#: The judge recipe the noisy-toy test uses: a small fast net, no augmentation, enough epochs to fit toy faces.
+NOISE_JUDGE = ["epochs=12", "batch_size=64", "augment=false", "lr=1e-2"]
+
+
+def _ferplus_file(tmp_path: Path, rows: list[str], gz: bool = True) -> Path:
+    path = tmp_path / ("fp.csv.gz" if gz else "fp.csv")
+    text = HEADER + "".join(r + "\n" for r in rows)
+    if gz:
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return path
+
+
+def test_ferplus_majority_soft_labels_and_label_errors(tmp_path: Path) -> None:
+    rows = [
+        "Training,a.png,6,0,0,1,3,0,0,0,0,0",  # neutral plurality
+        "Training,b.png,0,5,5,0,0,0,0,0,0,0",  # happiness/surprise tie
+        "Training,c.png,0,0,0,0,0,0,0,0,2,8",  # not a face
+        "Training,,0,0,0,0,0,0,0,0,0,10",  # dropped by FER+
+        "PublicTest,e.png,0,0,0,0,0,7,0,3,0,0",  # disgust
+    ]
+    fp = load_ferplus(_ferplus_file(tmp_path, rows))
+    assert fp.majority().tolist() == [6, -1, -1, -1, 1]
+    soft = fp.soft_labels()
+    assert soft[0].tolist() == pytest.approx([0.3, 0, 0, 0, 0.1, 0, 0.6])  # FER2013 order: anger .. neutral
+    assert np.isnan(soft[2]).all()
+    fer_labels = np.array([0, 5, 3, 3, 1])  # angry (contradicted), surprise (in the tie), happy (NF), -, disgust
+    assert fp.likely_label_errors(fer_labels).tolist() == [True, False, True, True, False]
+    assert fp.usage.tolist()[-1] == "PublicTest"
+    plain = load_ferplus(_ferplus_file(tmp_path, rows, gz=False))
+    assert np.array_equal(plain.votes, fp.votes)
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("Training,a.png,1,2,3", r"fp.csv.gz:3: 5 fields, expected 12"),
+        ("Training,a.png,1,x,0,0,0,0,0,0,0,0", r"fp.csv.gz:3: a vote is not an integer"),
+        ("Training,a.png,11,0,0,0,0,0,0,0,0,0", r"fp.csv.gz:3: vote counts must lie in 0..10"),
+    ],
+)
+def test_ferplus_malformed_rows_are_rejected_by_line(tmp_path: Path, row: str, message: str) -> None:
+    good = "Training,a.png,10,0,0,0,0,0,0,0,0,0"
+    with pytest.raises(FerPlusFormatError, match=message):
+        load_ferplus(_ferplus_file(tmp_path, [good, row]))
+
+
+def test_ferplus_bad_header_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("emotion,pixels,Usage\n0,1 2,Training\n")
+    with pytest.raises(FerPlusFormatError, match=r"bad.csv:1: header"):
+        load_ferplus(bad)
+    with pytest.raises(FileNotFoundError, match=r"needs ferplus.csv.gz"):
+        load_ferplus(tmp_path / "absent.csv.gz")
+
+
+def test_drop_mask_per_class_fraction_threshold_and_ties() -> None:
+    scores = np.array([0.9, 0.1, 0.5, 0.2, 0.2, 0.8, 0.3])
+    labels = np.array([0, 0, 0, 0, 1, 1, 1])
+    # class 0: round(0.5 * 4) = 2 lowest (0.1, 0.2); class 1: round(1.5) = 2 lowest (0.2, 0.3)
+    assert drop_mask(scores, labels, drop_fraction=0.5).tolist() == [False, True, False, True, True, False, True]
+    assert drop_mask(scores, labels, threshold=0.25).tolist() == [False, True, False, True, True, False, False]
+    tied = drop_mask(np.zeros(4), np.zeros(4, dtype=int), drop_fraction=0.5)
+    assert tied.tolist() == [True, True, False, False]  # equal scores: the first positions go, always
+    with pytest.raises(ValueError, match="exactly one"):
+        drop_mask(scores, labels)
+
+
+def test_precision_recall_hand_computed() -> None:
+    dropped = np.array([True, True, True, False, False, False])
+    truth = np.array([True, False, False, True, False, False])
+    pr = precision_recall(dropped, truth)
+    assert (pr["precision"], pr["recall"], pr["base_rate"]) == pytest.approx((1 / 3, 1 / 2, 1 / 3))
+
+
+def test_gaussian_log_likelihood_matches_scipy() -> None:
+    rng = np.random.default_rng(0)
+    fit_x = np.concatenate([rng.normal(size=(40, 3)), rng.normal(3, 1, size=(40, 3))])
+    fit_y = np.repeat([0, 1], 40)
+    x, y = rng.normal(size=(5, 3)), np.array([0, 1, 0, 1, 1])
+    got = _class_gaussian_loglik(fit_x, fit_y, x, y, 2)
+    for c in (0, 1):
+        lw = LedoitWolf().fit(fit_x[fit_y == c])
+        want = multivariate_normal(lw.location_, lw.covariance_).logpdf(x[y == c])
+        assert got[y == c] == pytest.approx(want, rel=1e-9)
+
+
+def test_confidence_filtering_finds_injected_label_noise_on_toy_faces() -> None:
+    """Toy faces know their true labels: flip 10 % of them and the filter must find them (P and R >= 0.7)."""
+    data = make_toy_faces(3000, seed=0, class_weights=[1] * 7, split_fractions=(1.0, 0.0, 0.0))
+    rng = np.random.default_rng(0)
+    labels = data.labels.numpy().copy()
+    noisy = rng.random(len(labels)) < 0.1
+    labels[noisy] = (labels[noisy] + rng.integers(1, 7, int(noisy.sum()))) % 7
+    corrupted = FaceDataset(data.images, torch.from_numpy(labels), data.usage, data.rows, source="noisy toy")
+    scores = confidence_scores(corrupted, judge_config(NOISE_JUDGE), k=2, cache_dir=None, progress=False)
+    pr = precision_recall(drop_mask(scores, labels, drop_fraction=0.1), noisy)
+    assert pr["precision"] >= 0.7 and pr["recall"] >= 0.7, pr
+
+
+def test_filtering_never_touches_validation_or_test_faces(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = load_dataset("toy:700")
+    seen: list[int] = []
+
+    def fake_scores(pool, cfg, **kwargs):
+        seen.extend(pool.rows.tolist())
+        return np.random.default_rng(0).random(len(pool))
+
+    monkeypatch.setattr(filtering, "confidence_scores", fake_scores)
+    result = filter_dataset(data, "confidence", cfg=judge_config(), drop_fraction=0.5)
+    training = set(data.rows[data.usage == "Training"].tolist())
+    assert set(seen) == training
+    kept = result.kept_positions(len(data))
+    held_out = np.flatnonzero(data.usage != "Training")
+    assert np.isin(held_out, kept).all()
+    assert len(kept) == len(data) - int(result.dropped.sum()) and result.dropped.sum() > 0
+    with pytest.raises(ValueError, match="ferplus method needs the FER\\+ votes"):
+        filter_dataset(data, "ferplus", cfg=judge_config())
+
+
+def test_filter_cli_ferplus_method_on_a_toy_file_with_votes(tmp_path: Path) -> None:
+    data = load_dataset("toy:300")
+    labels = data.labels.numpy()
+    votes = np.zeros((len(data), 10), dtype=int)
+    col = {0: 4, 1: 5, 2: 6, 3: 1, 4: 3, 5: 2, 6: 0}  # FER2013 label -> FER+ column
+    wrong = np.zeros(len(data), dtype=bool)
+    wrong[::7] = True
+    for i, lab in enumerate(labels):
+        votes[i, col[int((lab + 1) % 7) if wrong[i] else int(lab)]] = 10
+    rows = [f"{u},f{i}.png," + ",".join(map(str, v)) for i, (u, v) in enumerate(zip(data.usage, votes, strict=True))]
+    fp = _ferplus_file(tmp_path, rows)
+    out = tmp_path / "clean.csv"
+    r = CliRunner().invoke(main, ["filter", "--data", "toy:300", "--method", "ferplus", "--ferplus", str(fp),
+                                  "--out", str(out)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    record = json.loads((tmp_path / "clean.filter.json").read_text())
+    training_wrong = wrong & (data.usage == "Training")
+    assert record["ferplus_agreement"]["all"]["dropped"] == int(training_wrong.sum())
+    assert record["ferplus_agreement"]["all"]["precision"] == 1.0
+    assert sorted(record["dropped_rows"]) == data.rows[training_wrong].tolist()
+    assert len(load_dataset(out)) == len(data) - int(training_wrong.sum())
+    assert (tmp_path / "clean.lowest.png").is_file()
+    r = CliRunner().invoke(main, ["filter", "--data", "toy:301", "--method", "ferplus", "--ferplus", str(fp),
+                                  "--out", str(out)])  # fmt: skip
+    assert r.exit_code != 0 and "300 rows but toy(n=301, seed=0) has 301 faces" in r.output
+
+
+def test_select_top_returns_exactly_the_top_n_in_order() -> None:
+    scores = np.array([0.2, 0.9, 0.5, 0.9, 0.1])
+    assert select_top(scores, keep=3).tolist() == [1, 3, 2]  # ties by position
+    assert select_top(scores, threshold=0.5).tolist() == [1, 3, 2]
+    with pytest.raises(ValueError, match="cannot keep 6 of 5"):
+        select_top(scores, keep=6)
+    assert percentile_rank(np.array([3.0, 1.0, 2.0, 2.0])).tolist() == pytest.approx([0.875, 0.125, 0.5, 0.5])
+
+
+def test_select_cli_keeps_provenance_the_experiment_can_guard(tmp_path: Path) -> None:
+    from feraug.evaluate.experiment import source_positions
+
+    runner = CliRunner()
+    gan = tmp_path / "gan"
+    r = runner.invoke(main, ["train", "cyclegan", "--data", "toy:900", "--source", "neutral", "--target", "disgust",
+                             "--set", "net.ngf=8", "--set", "net.n_blocks=1", "--epochs", "1", "--epochs-decay", "0",
+                             "--steps-per-epoch", "2", "--out", str(gan), "--quiet"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    syn = tmp_path / "syn.csv"
+    assert runner.invoke(main, ["translate", "--run", str(gan), "--n", "30", "--from", "neutral",
+                                "--out", str(syn)]).exit_code == 0  # fmt: skip
+    judge = ["--judge-cache", str(tmp_path / "jc"), "--quiet"]
+    for s in ("epochs=1", "steps_per_epoch=4", "batch_size=32"):
+        judge += ["--judge-set", s]
+    sel = tmp_path / "sel.csv"
+    r = runner.invoke(main, ["select", "--synthetic", str(syn), "--keep", "12", "--out", str(sel), *judge])
+    assert r.exit_code == 0, r.output
+    kept, prov = load_synthetic_set(sel)
+    original, original_prov = load_synthetic_set(syn)
+    assert len(kept) == 12 and prov is not None and original_prov is not None
+    report = json.loads((tmp_path / "sel.select.json").read_text())
+    picked = np.array(report["kept_synthetic_rows"])
+    assert np.array_equal(kept.images.numpy(), original.images[torch.from_numpy(picked)].numpy())
+    assert np.array_equal(prov["source_row"], original_prov["source_row"][picked])
+    ranks = np.array([float(x) for x in prov["score_combined"]])
+    assert (np.diff(ranks) <= 0).all()  # best first
+    data = load_dataset("toy:900")
+    positions = source_positions(data, kept, prov)
+    assert np.array_equal(data.rows[positions], prov["source_row"])
+    r = runner.invoke(main, ["select", "--synthetic", str(syn), "--out", str(sel), *judge])
+    assert r.exit_code != 0 and "exactly one of --keep N and --threshold T" in r.output

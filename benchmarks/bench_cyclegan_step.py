@@ -1,7 +1,7 @@
 """Time one full CycleGAN training step (G and D updates): feraug vs. the reference implementation.
 
     python benchmarks/bench_cyclegan_step.py [--reference /path/to/pytorch-CycleGAN-and-pix2pix]
-        [--batch 1 16] [--ngf 64] [--blocks 6] [--threads 2] [--steps 20] [--device cpu]
+        [--batch 1 16] [--ngf 64] [--blocks 6] [--threads 2] [--steps 20] [--device cpu] [--ceiling]
 
 Same work on both sides: two ResNet generators, two PatchGAN discriminators, LSGAN, cycle (λ=10)
 and identity (λ_idt=0.5) losses, image pool of 50, 48x48 grayscale, fp32 on CPU. Each
@@ -108,6 +108,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=3, help="alternating repeats per implementation (median reported)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="also time the dominant conv alone (bench_conv_throughput.py) at the step's pass sizes, "
+                         "1x/2x/3x the batch, in every round, so step and ceiling come from one run")  # fmt: skip
     ap.add_argument("--only", choices=["feraug", "reference"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.only:
@@ -122,6 +125,7 @@ def main() -> None:
         ref_line = describe_reference(args.reference)[0]
         print(ref_line, flush=True)
     runs: dict[tuple[int, str], list[dict]] = {}
+    ceilings: dict[int, list[dict[str, list[float]]]] = {}
     for batch in args.batch:
         for _ in range(args.rounds):  # alternate implementations so machine noise hits both alike
             for impl in impls:
@@ -133,6 +137,13 @@ def main() -> None:
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()
                 print(out[-1], flush=True)
                 runs.setdefault((batch, impl), []).append(json.loads(out[-1]))
+            if args.ceiling:  # same round, same machine state: the conv alone at each pass size of the step
+                cmd = [sys.executable, str(Path(__file__).with_name("bench_conv_throughput.py")), "--json",
+                       "--threads", str(args.threads), "--rounds", "3", "--faces",
+                       *(str(k * batch) for k in (1, 2, 3))]  # fmt: skip
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()
+                print(f"conv alone, GFLOP/s [fwd, fwd+bwd] by faces: {out[-1]}", flush=True)
+                ceilings.setdefault(batch, []).append(json.loads(out[-1]))
     print(f"\n{'impl':10s} {'batch':>5s} {'img/s median':>13s} {'(min-max)':>14s} {'peak RSS MB':>12s} {'GFLOP/s':>8s}")
     median = {}
     for (batch, impl), rs in runs.items():
@@ -154,6 +165,18 @@ def main() -> None:
                 "over the whole step (compare benchmarks/bench_conv_throughput.py)"
             )
         print(ref_line)
+    for batch, rounds in ceilings.items():
+        med = {k: statistics.median(r[k][1] for r in rounds) for k in rounds[0]}
+        parts = ", ".join(f"{k} faces {v:.1f}" for k, v in med.items())
+        gflop = runs[batch, "feraug"][0]["gflop_per_step"]
+        line = (f"batch {batch}: the 256-channel 3x3 conv alone, fwd+bwd, median of {len(rounds)} rounds: {parts} "
+                f"GFLOP/s; feraug's step sustains {gflop * median[batch, 'feraug'] / batch:.1f}")
+        if args.reference:
+            need = 1.5 * gflop * median[batch, "reference"] / batch
+            line += (f", the reference's {gflop * median[batch, 'reference'] / batch:.1f}; 1.5x the reference needs "
+                     f"{need:.1f} over the whole step, {'above' if need > max(med.values()) else 'within'} the "
+                     "largest pass's conv rate")
+        print(line)
 
 
 if __name__ == "__main__":

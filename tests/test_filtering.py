@@ -220,3 +220,27 @@ def test_select_cli_keeps_provenance_the_experiment_can_guard(tmp_path: Path) ->
     assert np.array_equal(data.rows[positions], prov["source_row"])
     r = runner.invoke(main, ["select", "--synthetic", str(syn), "--out", str(sel), *judge])
     assert r.exit_code != 0 and "exactly one of --keep N and --threshold T" in r.output
+
+
+def test_a_gan_can_train_and_translate_without_the_filtered_rows(tmp_path: Path) -> None:
+    """data.exclude keeps the original row numbers, so provenance still points into the unfiltered file."""
+    from feraug.api import cyclegan_domains
+    from feraug.config import CycleGANConfig, build_config, parse_override
+    from feraug.data.load import without_filtered_rows
+
+    data = load_dataset("toy:400")
+    neutral_training = data.rows[(data.labels.numpy() == 6) & (data.usage == "Training")]
+    report = tmp_path / "f.filter.json"
+    report.write_text(json.dumps({"method": "confidence", "data": data.source,
+                                  "dropped_rows": neutral_training[:5].tolist()}))  # fmt: skip
+    sets = ["data.data=toy:400", "data.source=neutral", "data.target=happy", f"data.exclude={report}"]
+    cfg = build_config(CycleGANConfig, overrides=[parse_override(s) for s in sets])
+    a = cyclegan_domains(cfg)["a"]
+    assert sorted(a.rows.tolist()) == sorted(neutral_training[5:].tolist())
+    assert any("5 rows dropped" in note for note in without_filtered_rows(data, report).notes)
+    report.write_text(json.dumps({"data": "other.csv", "dropped_rows": [1]}))
+    with pytest.raises(ValueError, match="filtered other.csv, not toy"):
+        without_filtered_rows(data, report)
+    report.write_text(json.dumps({"data": data.source, "dropped_rows": [10_000]}))
+    with pytest.raises(ValueError, match="absent from"):
+        without_filtered_rows(data, report)

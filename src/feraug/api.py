@@ -13,7 +13,7 @@ import torch
 from feraug.config import CycleGANConfig
 from feraug.data.classes import emotion_index
 from feraug.data.dataset import FaceDataset
-from feraug.data.load import load_dataset
+from feraug.data.load import load_dataset, without_filtered_rows
 from feraug.models.cyclegan import CycleGAN
 from feraug.train.budget import BudgetPlan, plan_schedule
 from feraug.train.device import gan_autocast_dtype, resolve_device
@@ -28,6 +28,8 @@ def cyclegan_domains(cfg: CycleGANConfig, data: FaceDataset | None = None) -> di
     """The source (``a``) and target (``b``) faces of the configured training split."""
     d = cfg.data
     data = data if data is not None else load_dataset(d.data, size=d.size)
+    if d.exclude is not None:
+        data = without_filtered_rows(data, d.exclude)
     if data.splits:
         data = data.split(d.split)
     out = {}

@@ -40,6 +40,8 @@ class DataConfig(Strict):
     size: int = Field(48, ge=8, description="image side length; multiple of 4")
     split: str = Field("Training", description="split to train on (never the test split)")
     max_per_domain: int | None = Field(None, ge=1, description="cap on faces per domain (quick runs)")
+    exclude: str | None = Field(None, description="a `feraug filter` report (.filter.json) of this data: its "
+                                "dropped rows are left out of training and translation sources")  # fmt: skip
 
     @field_validator("source", "target")
     @classmethod

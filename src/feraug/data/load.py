@@ -6,7 +6,10 @@ faces spelled ``toy`` or ``toy:N`` (N faces, default 3,000; ``toy:N:SEED`` picks
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import numpy as np
 
 from feraug.data.dataset import FaceDataset
 from feraug.data.fer2013 import load_fer2013_csv
@@ -46,3 +49,28 @@ def load_dataset(
     if path.is_file():
         return load_fer2013_csv(path, size=size, skip_bad_rows=skip_bad_rows, cache_dir=cache_dir)
     raise FileNotFoundError(f"dataset not found: {spec} (expected a FER2013 CSV, an image folder, or toy[:N[:SEED]])")
+
+
+def without_filtered_rows(data: FaceDataset, report: str | Path) -> FaceDataset:
+    """``data`` minus the rows a ``feraug filter`` report (``.filter.json``) dropped, source rows kept.
+
+    Keeping the original row numbers (rather than training on the filtered CSV, whose rows are
+    renumbered) is what lets translations of a filtered-data GAN carry provenance that the
+    augmentation experiment can match against the original file.
+    """
+    path = Path(report)
+    if not path.is_file():
+        raise FileNotFoundError(f"filter report not found: {path} (the .filter.json `feraug filter` writes)")
+    try:
+        record = json.loads(path.read_text())
+        dropped = np.asarray(record["dropped_rows"], dtype=np.int64)
+        made_for = str(record["data"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path} is not a feraug filter report (needs 'data' and 'dropped_rows')") from e
+    if Path(made_for).resolve() != Path(data.source).resolve() and made_for != data.source:
+        raise ValueError(f"{path} filtered {made_for}, not {data.source}: its rows would drop the wrong faces")
+    unknown = np.setdiff1d(dropped, data.rows)
+    if unknown.size:
+        raise ValueError(f"{path} drops rows absent from {data.source} (e.g. {int(unknown[0])})")
+    kept = data.subset(np.flatnonzero(~np.isin(data.rows, dropped)))
+    return kept.with_note(f"{dropped.size} rows dropped by {path} ({record.get('method', '?')} filter)")

@@ -21,7 +21,7 @@ from feraug.data.augment import to_float, to_uint8
 from feraug.data.classes import emotion_index
 from feraug.data.dataset import FaceDataset
 from feraug.data.fer2013 import write_fer2013_csv
-from feraug.data.load import load_dataset
+from feraug.data.load import load_dataset, without_filtered_rows
 from feraug.nets.gan_nets import ResnetGenerator
 from feraug.report.grid import labelled_grid, save_image
 from feraug.train.checkpoint import file_sha256, load_checkpoint
@@ -115,6 +115,8 @@ def translate(
     cfg = tr.config
     src_label, target_label = emotion_index(tr.source), emotion_index(tr.target)
     full = data if data is not None else load_dataset(cfg.data.data, size=cfg.data.size)
+    if cfg.data.exclude is not None:  # sources come from the faces the generator trained on
+        full = without_filtered_rows(full, cfg.data.exclude)
     pool = full.split(cfg.data.split) if full.splits else full
     faces = pool.of_class(src_label)
     if not 1 <= n <= len(faces):

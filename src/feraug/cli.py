@@ -241,7 +241,8 @@ def translate(run_dir: Path, n: int, source: str, out: Path, seed: int, no_ema: 
 
 @main.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"), show_default=True)
-@click.option("--n", default=3000, show_default=True, type=click.IntRange(70), help="Number of toy faces.")
+@click.option("--n", default=3000, show_default=True, type=click.IntRange(700),
+              help="Number of toy faces (700 or more: the quality step needs a few held-out Disgust faces).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--gan-steps", default=60, show_default=True, type=click.IntRange(1), help="CycleGAN steps per epoch.")
 @click.option(
@@ -257,7 +258,8 @@ def translate(run_dir: Path, n: int, source: str, out: Path, seed: int, no_ema: 
 @user_errors
 def demo(out: Path, n: int, seed: int, gan_steps: int, gan_epochs: int, clf_epochs: int, clf_steps: int,
          seeds: int) -> None:  # fmt: skip
-    """End-to-end demo on the built-in toy faces: data, a tiny CycleGAN, synthetic faces, the experiment."""
+    """End-to-end demo on the built-in toy faces: data, a tiny CycleGAN, synthetic faces, their quality, the
+    best half selected, the experiment for all and for the selected faces."""
     from feraug.demo import run_demo
 
     run_demo(out, n=n, seed=seed, gan_steps=gan_steps, gan_epochs=gan_epochs, clf_epochs=clf_epochs,

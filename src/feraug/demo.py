@@ -2,9 +2,10 @@
 
 toy faces -> FER2013 CSV -> reload -> stats and grid -> CycleGAN Neutral -> Disgust (tiny, the
 seed-000 improved preset with a residual-output generator) -> translate training faces into a
-synthetic set with provenance -> the augmentation experiment (baseline vs + synthetic vs
-oversampling, a small VGG, two seeds) -> report.html. At this size the verdict is about the
-pipeline, not about GANs.
+synthetic set with provenance -> its quality against real faces (a cross-fitted judge, calibration
+rows) -> keep the best half (``feraug select``) -> the augmentation experiment for all and for the
+selected faces on the same folds and seeds (baseline vs + synthetic vs oversampling, a small VGG,
+two seeds) -> reports. At this size the verdict is about the pipeline, not about GANs.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from feraug.data import dataset_stats, load_fer2013_csv, make_toy_faces, write_f
 from feraug.report.grid import class_grid, save_image
 from feraug.synth.translate import translate
 
+#: The demo's judge: the fast classifier, no augmentation, a high learning rate: enough to fit toy faces in seconds.
+DEMO_JUDGE = ("epochs=8", "batch_size=64", "augment=false", "lr=1e-2")
+
 
 def run_demo(
     out: Path, *, n: int = 3000, seed: int = 0, gan_steps: int = 60, gan_epochs: int = 2,
@@ -28,7 +32,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     csv = write_fer2013_csv(make_toy_faces(n=n, seed=seed), out / "toy.csv.gz")
     data = load_fer2013_csv(csv, cache_dir=False)
-    echo(f"[1/4] toy faces: {len(data):,} faces written to {csv} and read back")
+    echo(f"[1/5] toy faces: {len(data):,} faces written to {csv} and read back")
     echo(dataset_stats(data).table())
     grid = save_image(class_grid(data, per_class=10, seed=seed, scale=2), out / "toy_grid.png")
     echo(f"      sample grid: {grid}")
@@ -41,29 +45,62 @@ def run_demo(
             f"optim.epochs_decay={gan_epochs}", f"train.steps_per_epoch={gan_steps}", f"train.seed={seed}",
             "train.ema_decay=0.95", f"train.log_every={max(1, gan_steps // 3)}"]  # fmt: skip
     cfg = build_config(CycleGANConfig, preset="cyclegan-improved", overrides=[parse_override(s) for s in sets])
-    echo(f"[2/4] CycleGAN neutral -> disgust ({cfg.preset}, {2 * gan_epochs * gan_steps} steps) in {run}")
+    echo(f"[2/5] CycleGAN neutral -> disgust ({cfg.preset}, {2 * gan_epochs * gan_steps} steps) in {run}")
     trainer = train_cyclegan(cfg, run, resume=(run / "checkpoints" / "last.pt").exists(), data=data,
                              progress=progress)  # fmt: skip
     echo(f"      samples: {trainer.run_dir / 'samples' / 'latest.png'}")
 
     n_neutral = int((data.split("Training").labels == 6).sum())
     result = translate(run, min(n_synthetic, n_neutral), "neutral", out / "synthetic_disgust.csv", seed=seed, data=data)
-    echo(f"[3/4] {result.n} synthetic {result.direction} faces: {result.csv}\n"
+    echo(f"[3/5] {result.n} synthetic {result.direction} faces: {result.csv}\n"
          f"      provenance: {result.provenance}\n      grid: {result.grid}")  # fmt: skip
 
-    from feraug.evaluate.experiment import run_augmentation_experiment
-    from feraug.synth.translate import read_provenance
+    import numpy as np
+    import torch
+
+    from feraug.evaluate.crossfit import cross_fit, judge_config
+    from feraug.evaluate.quality import measure_quality
+    from feraug.evaluate.selection import select_top, selection_scores, write_selection
+    from feraug.synth.translate import load_synthetic_set
+
+    synthetic, prov = load_synthetic_set(result.csv, cache_dir=False)
+    assert prov is not None  # translate always writes provenance
+    pool = data.split("Training")
+    judge = cross_fit(pool, judge_config(DEMO_JUDGE, seed=seed), k=2, seed=seed, cache_dir=out / "judge",
+                      progress=progress)  # fmt: skip
+    quality = measure_quality(synthetic, pool, judge, target=1, source_rows=prov["source_row"],
+                              out_dir=out / "quality", seed=seed)  # fmt: skip
+    echo(f"[4/5] quality of the synthetic set beside real-face calibration rows ({out / 'quality'}):")
+    echo(quality.table())
+    position = {int(r): i for i, r in enumerate(pool.rows)}
+    src = np.array([position[int(r)] for r in prov["source_row"]])
+    scores = selection_scores(synthetic, pool, judge, target=1, sources=pool.images[torch.from_numpy(src)],
+                              source_folds=judge.folds[src])  # fmt: skip
+    kept = select_top(scores["combined"], keep=max(1, len(synthetic) // 2))
+    selection = write_selection(out / "selected_disgust.csv", synthetic, prov, scores, kept, "combined",
+                                {"synthetic": str(result.csv), "seed": seed})  # fmt: skip
+    echo(f"      kept the best {kept.size} of {len(synthetic)} by target confidence, realism and SSIM to the source: "
+         f"{selection.csv}")  # fmt: skip
+
+    from feraug.evaluate.experiment import run_set_comparison
 
     clf = ClassifierConfig(arch="vgg", arch_kwargs={"width": 0.125, "fc": 64}, epochs=clf_epochs,
                            steps_per_epoch=clf_steps, lr=3e-3, seed=seed, data=str(csv))  # fmt: skip
     exp = ExperimentConfig(protocol="standard", seeds=seeds, classifier=clf, n_boot=1000)
     exp_dir = out / "experiment"
-    echo(f"[4/4] augmentation experiment: baseline vs + synthetic vs oversampling, {seeds} seeds, in {exp_dir}")
-    synthetic = load_fer2013_csv(result.csv, cache_dir=False)
-    results = run_augmentation_experiment(data, synthetic, read_provenance(result.provenance), exp, exp_dir,
-                                          resume=(exp_dir / "results.json").exists())  # fmt: skip
-    for answer in results["verdict"].values():
+    echo(f"[5/5] augmentation experiment, all and selected synthetic faces: baseline vs + synthetic vs "
+         f"oversampling, {seeds} seeds, in {exp_dir}")  # fmt: skip
+    chosen, chosen_prov = load_synthetic_set(selection.csv, cache_dir=False)
+    assert chosen_prov is not None
+    comparison = run_set_comparison(data, [("all", synthetic, prov), ("selected", chosen, chosen_prov)], exp,
+                                    exp_dir, resume=(exp_dir / "comparison.json").exists())  # fmt: skip
+    for name, record in comparison["sets"].items():
+        for answer in record["verdict"].values():
+            echo(f"      [{name}] {answer['sentence']}")
+    for answer in comparison["verdict"].values():
         echo(f"      {answer['sentence']}")
-    echo(f"      report: {exp_dir / 'report.html'}")
+    echo(f"      reports: {exp_dir / 'comparison.md'}, {exp_dir / 'all' / 'report.html'}, "
+         f"{exp_dir / 'selected' / 'report.html'}")  # fmt: skip
     return {"data": csv, "grid": grid, "run": run, "synthetic": result.csv, "provenance": result.provenance,
-            "report": exp_dir / "report.html"}  # fmt: skip
+            "quality": out / "quality" / "quality.md", "selected": selection.csv,
+            "comparison": exp_dir / "comparison.md", "report": exp_dir / "all" / "report.html"}  # fmt: skip

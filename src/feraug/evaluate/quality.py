@@ -258,9 +258,9 @@ def measure_quality(
     src_idx = np.flatnonzero(labels == source)
     rng = np.random.default_rng(derive_seed(seed, SELECT))
     held_tgt = rng.permutation(tgt_idx[fold_of[tgt_idx] == 0])
-    if len(held_tgt) < 8:
+    if len(held_tgt) < 4:
         raise ValueError(f"only {len(held_tgt)} {data.classes[target]} faces in the judge's held-out fold; "
-                         "quality needs at least 8 (4 reference, 4 calibration)")  # fmt: skip
+                         "quality needs at least 4 (2 reference, 2 calibration)")  # fmt: skip
     ref, cal = held_tgt[: len(held_tgt) // 2], held_tgt[len(held_tgt) // 2 :]
     held_src = rng.permutation(src_idx[fold_of[src_idx] == 0])[: max(len(cal), min(len(synthetic), 500))]
     net0 = judge.nets[0]

@@ -244,3 +244,28 @@ def test_a_gan_can_train_and_translate_without_the_filtered_rows(tmp_path: Path)
     report.write_text(json.dumps({"data": data.source, "dropped_rows": [10_000]}))
     with pytest.raises(ValueError, match="absent from"):
         without_filtered_rows(data, report)
+
+
+def test_ferplus_majority_as_the_classifiers_label_source(tmp_path: Path) -> None:
+    from feraug.config import ClassifierConfig
+    from feraug.data.ferplus import relabel_with_majority
+
+    data = load_dataset("toy:200")
+    votes = np.zeros((len(data), 10), dtype=int)
+    votes[:, 1] = 10  # every face: happiness ...
+    votes[:20, 1], votes[:20, 9] = 0, 10  # ... except 20 FER+ calls not a face
+    rows = [f"{u},f{i}.png," + ",".join(map(str, v)) for i, (u, v) in enumerate(zip(data.usage, votes, strict=True))]
+    fp_path = _ferplus_file(tmp_path, rows)
+    relabelled = relabel_with_majority(data.subset(np.arange(10, 200)), load_ferplus(fp_path))
+    assert len(relabelled) == 180 and (relabelled.labels == 3).all()
+    assert relabelled.rows.tolist() == list(range(20, 200)) and "10 faces without" in relabelled.notes[-1]
+    with pytest.raises(ValueError, match="labels=ferplus-majority needs ferplus=PATH"):
+        ClassifierConfig(labels="ferplus-majority")
+    out = tmp_path / "clf"
+    r = CliRunner().invoke(main, ["train", "classifier", "--data", "toy:200", "--arch", "fast", "--epochs", "1",
+                                  "--steps-per-epoch", "1", "--set", "labels=ferplus-majority",
+                                  "--set", f"ferplus={fp_path}", "--out", str(out), "--quiet"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    test = json.loads((out / "test_metrics.json").read_text())
+    assert test["per_class"]["Happy"]["support"] == sum(test["confusion_matrix"][3])  # every test face is Happy now
+    assert sum(map(sum, test["confusion_matrix"])) == test["per_class"]["Happy"]["support"]

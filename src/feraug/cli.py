@@ -46,6 +46,15 @@ def _load(data: str, size: int, skip_bad_rows: bool, no_cache: bool):  # noqa: A
     return load_dataset(data, size=size, skip_bad_rows=skip_bad_rows, cache_dir=not no_cache)
 
 
+def _with_label_source(ds, labels: str | None, ferplus: str | None):  # noqa: ANN001, ANN202 - FaceDataset
+    """Apply a classifier config's label source (``labels``/``ferplus`` fields) to loaded faces."""
+    if labels in (None, "fer2013"):
+        return ds
+    from feraug.data.ferplus import load_ferplus, relabel_with_majority
+
+    return relabel_with_majority(ds, load_ferplus(ferplus))  # type: ignore[arg-type]
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="feraug")
 def main() -> None:
@@ -376,6 +385,7 @@ def experiment_augment(
     )
     cfg = build_config(ExperimentConfig, file=config_file, overrides=overrides)
     real = _load(data, cfg.classifier.size, skip_bad_rows, no_cache)  # faces at the size the classifier expects
+    real = _with_label_source(real, cfg.classifier.labels, cfg.classifier.ferplus)
     syn = load_dataset(synthetic, size=real.size, cache_dir=not no_cache)
     prov = read_provenance(provenance or provenance_path(synthetic))
     if compare is not None:
@@ -465,7 +475,7 @@ def train_classifier(
     assert isinstance(cfg, ClassifierConfig)
     if cfg.data is None:
         raise click.ClickException("--data is required: a FER2013 CSV, an image folder, or toy[:N[:SEED]]")
-    ds = load_dataset(cfg.data, size=cfg.size)
+    ds = _with_label_source(load_dataset(cfg.data, size=cfg.size), cfg.labels, cfg.ferplus)
     splits = standard_splits(ds)
     train_ds, val_ds, test_ds = splits.datasets(ds)
     click.echo(f"{ds.source}: {len(train_ds):,} train / {len(val_ds):,} val / {len(test_ds):,} test faces; "
@@ -733,7 +743,8 @@ def evaluate(run_dir: Path, data: str | None, split: str, tta: bool, checkpoint:
     data = data or trained_on
     if data is None:
         raise click.ClickException("--data is required: the run does not record which data it was trained on")
-    ds = load_dataset(data, size=net.size)
+    run_cfg = info.get("config") or {}
+    ds = _with_label_source(load_dataset(data, size=net.size), run_cfg.get("labels"), run_cfg.get("ferplus"))
     splits = standard_splits(ds)
     subset = dict(zip(("train", "val", "test"), splits.datasets(ds), strict=True))[split]
     name = f"{split}{'_tta' if tta else ''}{'_last' if checkpoint == 'last' else ''}"

@@ -255,6 +255,16 @@ class ClassifierConfig(Strict):
     amp: bool | Literal["auto"] = Field("auto", description="autocast on CUDA; auto = on for CUDA only")
     steps_per_epoch: int | None = Field(None, ge=1, description="cap on steps per epoch (quick runs)")
     log_every: int = Field(50, ge=1, description="steps between train-loss lines in metrics.jsonl")
+    labels: Literal["fer2013", "ferplus-majority"] = Field(
+        "fer2013", description="label source: the data's own labels, or the FER+ plurality vote (faces without one "
+        "among the seven emotions are left out, in every split)")  # fmt: skip
+    ferplus: str | None = Field(None, description="FER+ votes aligned with data (ferplus.csv.gz); labels=ferplus-*")
+
+    @model_validator(mode="after")
+    def _ferplus_file(self) -> ClassifierConfig:
+        if self.labels != "fer2013" and self.ferplus is None:
+            raise ValueError(f"labels={self.labels} needs ferplus=PATH (the FER+ votes file, ferplus.csv.gz)")
+        return self
 
 
 class ExperimentConfig(Strict):

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from feraug.data.dataset import FaceDataset
 
 #: FER+ vote columns, in file order.
 VOTE_COLUMNS: tuple[str, ...] = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
@@ -129,3 +132,23 @@ def load_ferplus(path: str | Path) -> FerPlus:
             dropped.append(not row[1].strip())
     return FerPlus(np.array(votes, dtype=np.int64).reshape(-1, len(VOTE_COLUMNS)), np.array(usage),
                    np.array(dropped, dtype=bool), str(path))  # fmt: skip
+
+
+def relabel_with_majority(data: FaceDataset, ferplus: FerPlus) -> FaceDataset:
+    """``data`` with FER+ plurality labels; faces whose plurality is no single FER2013 emotion are left out.
+
+    Faces are matched by source row (:attr:`FaceDataset.rows`), so a subset of the file (e.g. one split)
+    works; a row the FER+ file does not have is an error.
+    """
+    rows = np.asarray(data.rows, dtype=np.int64)
+    if len(rows) and (rows.min() < 0 or rows.max() >= len(ferplus)):
+        raise ValueError(f"{data.source} has row {int(rows.max())} but {ferplus.source} has {len(ferplus)} rows: "
+                         "is it the FER+ file of this data?")  # fmt: skip
+    majority = ferplus.majority()[rows]
+    keep = np.flatnonzero(majority >= 0)
+    out = data.subset(keep)
+    relabelled = FaceDataset(out.images, torch.from_numpy(majority[keep]), out.usage, out.rows, out.classes,
+                             out.source, out.notes)  # fmt: skip
+    changed = int((majority[keep] != data.labels.numpy()[keep]).sum())
+    return relabelled.with_note(f"labels: FER+ plurality from {ferplus.source} ({changed} changed, "
+                                f"{len(data) - len(keep)} faces without a single-emotion plurality left out)")

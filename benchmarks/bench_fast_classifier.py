@@ -6,7 +6,10 @@ Each variant is ``feraug train classifier --arch fast --time-budget BUDGET`` on 
 standard splits (train on Training minus a stratified 10 % used for selection, select the best
 epoch on that 10 % by macro-F1, report once on PublicTest, since the shared copy has no
 PrivateTest). The budget covers the whole command (data loading, the speed measurement, training,
-validation and checkpoints); the final test pass is timed separately. Prints one row per variant.
+validation and checkpoints); the final test pass is timed separately. Prints one row per variant:
+the resolved schedule (from ``meta.json``), the mean training img/s, the PublicTest figures (of the
+selected epoch's weights), and from ``metrics.jsonl`` the selected epoch with its accuracy on the
+selection split and the last epoch's.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/bench-fast"))
     args = ap.parse_args()
     variants = args.variant or [["default"]]
-    print(f"{'variant':<14}{'wall s':>8}{'epochs':>8}{'img/s':>8}{'test acc':>10}{'macro-F1':>10}{'Disgust F1':>12}")
+    print(f"{'variant':<14}{'wall s':>8}{'epochs':>8}{'steps/ep':>10}{'img/s':>8}{'test acc':>10}{'macro-F1':>10}"
+          f"{'Disgust F1':>12}{'sel. ep':>9}{'val sel.':>10}{'val last':>10}")  # fmt: skip
     for name, *sets in variants:
         out = args.out / name
         shutil.rmtree(out, ignore_errors=True)
@@ -49,8 +53,12 @@ def main() -> None:
         log = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
         epochs = [r for r in log if r.get("kind") == "epoch"]
         img_s = sum(r["img_per_s"] for r in epochs) / len(epochs)
-        print(f"{name:<14}{wall:>8.0f}{len(epochs):>8}{img_s:>8.0f}{100 * m['accuracy']:>9.2f}%"
-              f"{100 * m['macro_f1']:>9.2f}%{100 * m['per_class']['Disgust']['f1']:>11.2f}%", flush=True)
+        best = next(r for r in epochs if r["epoch"] == epochs[-1]["best_epoch"])  # best.pt: the weights tested
+        spe = json.loads((out / "meta.json").read_text())["budget"]["steps_per_epoch"]
+        print(f"{name:<14}{wall:>8.0f}{len(epochs):>8}{spe:>10}{img_s:>8.0f}{100 * m['accuracy']:>9.2f}%"
+              f"{100 * m['macro_f1']:>9.2f}%{100 * m['per_class']['Disgust']['f1']:>11.2f}%"
+              f"{best['epoch']:>9}{100 * best['val_accuracy']:>9.1f}%{100 * epochs[-1]['val_accuracy']:>9.1f}%",
+              flush=True)  # fmt: skip
         print(f"{'':<14}{' '.join(cmd[3:])}", flush=True)
 
 

@@ -269,3 +269,61 @@ def test_ferplus_majority_as_the_classifiers_label_source(tmp_path: Path) -> Non
     test = json.loads((out / "test_metrics.json").read_text())
     assert test["per_class"]["Happy"]["support"] == sum(test["confusion_matrix"][3])  # every test face is Happy now
     assert sum(map(sum, test["confusion_matrix"])) == test["per_class"]["Happy"]["support"]
+
+
+def test_filtering_scores_only_the_standard_training_part_when_validation_is_carved_from_training(
+        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """FER2013's shared copy has Training + PublicTest: validation comes out of Training and must not be filtered."""
+    from feraug.data.splits import standard_splits
+
+    toy = load_dataset("toy:700")
+    data = toy.subset(np.flatnonzero(toy.usage != "PrivateTest"))
+    seen: list[int] = []
+
+    def fake_scores(pool, cfg, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        seen.extend(pool.rows.tolist())
+        return np.zeros(len(pool))
+
+    monkeypatch.setattr(filtering, "confidence_scores", fake_scores)
+    filter_dataset(data, "confidence", cfg=judge_config(), drop_fraction=0.2)
+    splits = standard_splits(data)
+    assert sorted(seen) == sorted(data.rows[splits.train].tolist())
+    assert not set(seen) & set(data.rows[splits.val].tolist())
+
+
+def test_out_of_fold_likelihood_ranks_within_fold_so_feature_scales_do_not_pick_the_fold(
+        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Two fold models whose feature spaces differ 10x in scale: drops must still split evenly between the folds."""
+    from feraug.evaluate.crossfit import CrossFit
+
+    data = make_toy_faces(400, seed=0, class_weights=[1] * 7, split_fractions=(1.0, 0.0, 0.0))
+    folds = np.arange(len(data)) % 2
+    base = np.random.default_rng(0).normal(size=(len(data), 4))
+    nets = [type("Net", (), {"scale": 1.0})(), type("Net", (), {"scale": 10.0})()]
+    monkeypatch.setattr(filtering, "cross_fit", lambda *a, **k: CrossFit(nets, folds, data.rows.copy(), None))
+    monkeypatch.setattr(filtering, "features", lambda net, images: base[: len(images)] * net.scale)
+    scores = filtering.likelihood_scores(data, judge_config(), k=2)
+    assert scores.min() > 0 and scores.max() < 1  # percentile ranks
+    dropped = drop_mask(scores, data.labels.numpy(), drop_fraction=0.2)
+    per_fold = [int(dropped[folds == f].sum()) for f in (0, 1)]
+    assert abs(per_fold[0] - per_fold[1]) <= 7, per_fold  # one face per class of rounding at most
+
+
+def test_experiment_drops_synthetic_faces_whose_source_the_label_source_left_out() -> None:
+    from feraug.cli import _without_orphans
+
+    real = load_dataset("toy:100").subset(np.arange(50, 100))  # rows 0..49 gone, as relabelling can do
+    syn = FaceDataset(real.images[:4], torch.full((4,), 1), np.full(4, "Training"), np.arange(4), source="s")
+    prov = {"synthetic_row": np.array([3, 2, 1, 0]), "source_row": np.array([60, 10, 70, 20]),
+            "label": np.full(4, 1)}  # fmt: skip
+    kept, kept_prov = _without_orphans(real, syn, prov, Path("syn.csv"))
+    assert kept.rows.tolist() == [1, 3] and kept_prov["source_row"].tolist() == [60, 70]
+
+
+def test_set_comparison_refuses_protocols_without_a_shared_baseline(tmp_path: Path) -> None:
+    from feraug.config import ExperimentConfig
+    from feraug.evaluate.experiment import run_set_comparison
+
+    data = load_dataset("toy:100")
+    with pytest.raises(ValueError, match="standard or kfold protocol"):
+        run_set_comparison(data, [], ExperimentConfig(protocol="tstr"), tmp_path)

@@ -151,3 +151,4 @@ def test_power_of_a_rounding_sized_spread_is_one_not_nan() -> None:
     assert power_from_se(1e-13, 1) == 1.0
     assert paired_t_power(2, 1e-14) == 1.0
     assert power_from_se(0.01, 6) < 1.0
+    assert np.isnan(power_from_se(float("nan"), 5)) and np.isnan(power_from_se(0.02, 5, effect=float("nan")))

@@ -385,9 +385,12 @@ def experiment_augment(
     )
     cfg = build_config(ExperimentConfig, file=config_file, overrides=overrides)
     real = _load(data, cfg.classifier.size, skip_bad_rows, no_cache)  # faces at the size the classifier expects
+    relabelled = cfg.classifier.labels != "fer2013"
     real = _with_label_source(real, cfg.classifier.labels, cfg.classifier.ferplus)
     syn = load_dataset(synthetic, size=real.size, cache_dir=not no_cache)
     prov = read_provenance(provenance or provenance_path(synthetic))
+    if relabelled:
+        syn, prov = _without_orphans(real, syn, prov, synthetic)
     if compare is not None:
         from feraug.evaluate.experiment import run_set_comparison
 
@@ -395,8 +398,11 @@ def experiment_augment(
         if names[0] == names[1]:
             names = [f"{names[0]}-1", f"{names[1]}-2"]
         other = load_dataset(compare, size=real.size, cache_dir=not no_cache)
+        other_prov = read_provenance(provenance_path(compare))
+        if relabelled:
+            other, other_prov = _without_orphans(real, other, other_prov, compare)
         comparison = run_set_comparison(
-            real, [(names[0], syn, prov), (names[1], other, read_provenance(provenance_path(compare)))], cfg, out,
+            real, [(names[0], syn, prov), (names[1], other, other_prov)], cfg, out,
             resume=resume, progress=not quiet, log=None if quiet else click.echo,
         )  # fmt: skip
         click.echo((out / "comparison.md").read_text())
@@ -416,6 +422,19 @@ def experiment_augment(
     for v in results["verdict"].values():
         click.echo(f"\n{v['sentence']}")
     click.echo(f"\nreport: {out / 'report.html'} (also report.md, results.json)")
+
+
+def _without_orphans(real, syn, prov: dict, path: Path) -> tuple:  # noqa: ANN001 - FaceDatasets, imported lazily
+    """Drop synthetic faces whose source the label source left out of ``real`` (they are in no split: no leak)."""
+    import numpy as np
+
+    keep = np.isin(prov["source_row"], real.rows)
+    if keep.all():
+        return syn, prov
+    click.echo(f"{path}: {int((~keep).sum())} synthetic faces left out: FER+ gives their source faces no "
+               "single-emotion plurality, so those sources are not in the relabelled data")  # fmt: skip
+    kept_rows = prov["synthetic_row"][keep]
+    return syn.subset(np.flatnonzero(np.isin(syn.rows, kept_rows))), {k: v[keep] for k, v in prov.items()}
 
 
 @train.command("classifier")
@@ -506,8 +525,11 @@ judge_options = [
 ]
 
 
-def _judge_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(judge_options):
+def _judge_options(fn: Callable[..., Any], k: int = 2) -> Callable[..., Any]:
+    options = [click.option("--judge-k", type=click.IntRange(2), default=k, show_default=True,
+                            help="Folds of the cross-fitted models (model i never trains on fold i)."),
+               *judge_options[1:]]  # fmt: skip
+    for option in reversed(options):
         fn = option(fn)
     return fn
 
@@ -668,7 +690,7 @@ def select(synthetic: Path, provenance: Path | None, data: str | None, target: s
 @click.option("--features", "features_run", type=click.Path(exists=True, path_type=Path), default=None,
               help="likelihood: embed with this classifier run (in-sample) instead of cross-fitted ones.")
 @click.option("--seed", default=0, show_default=True, help="Folds and model seeds.")
-@_judge_options
+@functools.partial(_judge_options, k=5)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @skip_option
 @cache_option
@@ -681,8 +703,9 @@ def filter_data(data: str, method: str, out: Path, drop_fraction: float | None, 
 
     Validation and test faces are never scored or dropped. With --ferplus the report gives the
     method's precision and recall against FER+'s label errors (faces whose FER+ plurality is not
-    their FER2013 label, or is unknown / not a face). Cross-fitted models (--judge-k folds, 5 here
-    by default) are cached.
+    their FER2013 label, or is unknown / not a face). Cross-fitted models (--judge-k folds) are
+    cached. The faces scored are the training part of the standard splits; a classifier trained on
+    the output re-carves its selection split from the Training faces that remain.
     """
     from feraug.data.fer2013 import write_fer2013_csv
     from feraug.data.ferplus import load_ferplus
@@ -694,10 +717,9 @@ def filter_data(data: str, method: str, out: Path, drop_fraction: float | None, 
     fp = load_ferplus(ferplus_path) if ferplus_path is not None else None
     if drop_fraction is None and threshold is None and method != "ferplus":
         drop_fraction = 0.1
-    k = judge_k if click.get_current_context().get_parameter_source("judge_k").name != "DEFAULT" else 5
     net = load_classifier(features_run)[0] if features_run is not None else None
     result = filter_dataset(real, method, cfg=judge_config(judge_sets), ferplus=fp, drop_fraction=drop_fraction,
-                            threshold=threshold, k=k, seed=seed, features_net=net,
+                            threshold=threshold, k=judge_k, seed=seed, features_net=net,
                             cache_dir=judge_cache or True, progress=not quiet, log=click.echo)  # fmt: skip
     kept = real.subset(result.kept_positions(len(real)))
     write_fer2013_csv(kept, out)

@@ -142,7 +142,8 @@ def relabel_with_majority(data: FaceDataset, ferplus: FerPlus) -> FaceDataset:
     """
     rows = np.asarray(data.rows, dtype=np.int64)
     if len(rows) and (rows.min() < 0 or rows.max() >= len(ferplus)):
-        raise ValueError(f"{data.source} has row {int(rows.max())} but {ferplus.source} has {len(ferplus)} rows: "
+        bad = int(rows.min()) if rows.min() < 0 else int(rows.max())
+        raise ValueError(f"{data.source} has row {bad} but {ferplus.source} has rows 0..{len(ferplus) - 1}: "
                          "is it the FER+ file of this data?")  # fmt: skip
     majority = ferplus.majority()[rows]
     keep = np.flatnonzero(majority >= 0)

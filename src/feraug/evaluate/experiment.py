@@ -714,7 +714,8 @@ def _experiment(
     if (out / "config.yaml").exists():
         if not resume:
             raise FileExistsError(f"{out} already holds an experiment; resume it or pick another --out")
-        if yaml.safe_load((out / "config.yaml").read_text()) != config:
+        saved = yaml.safe_load((out / "config.yaml").read_text())
+        if type(cfg).model_validate(saved).model_dump(mode="json") != config:  # fields added since: defaults
             raise ValueError(f"{out}/config.yaml differs from this configuration: cannot resume with other settings")
     write_run_info(out, config, 0, resolve_device(cfg.classifier.device))
     combined = concat(data, synthetic)
@@ -759,6 +760,9 @@ def run_set_comparison(
     """
     import shutil
 
+    if cfg.protocol not in ("standard", "kfold"):
+        raise ValueError(f"comparing synthetic sets needs the standard or kfold protocol (a baseline shared by "
+                         f"every set and a synthetic arm in each), not {cfg.protocol}")  # fmt: skip
     out = Path(out_dir)
     names = [name for name, _, _ in sets]
     if len(set(names)) != len(names) or len(names) < 2:

@@ -11,8 +11,10 @@ are never scored, dropped or used to fit anything:
   (DeVries et al., NeurIPS 2020, as seed 002 used it). Out of fold by default: fold ``i`` is
   embedded by cross-fitted model ``i`` and scored under Gaussians fitted to the other folds' faces
   in that embedding (Ledoit-Wolf shrinkage: the classes have fewer faces than a covariance has
-  entries to estimate well). With ``features_net`` one given classifier embeds every face and the
-  Gaussians are fitted to all of them (in-sample, as DeVries et al. do).
+  entries to estimate well); as each fold has its own feature space, the score is the face's
+  percentile rank within its fold and class (0..1). With ``features_net`` one given classifier
+  embeds every face, the Gaussians are fitted to all of them (in-sample, as DeVries et al. do) and
+  the score is the log-likelihood itself.
 * ``ferplus`` — the FER+ votes themselves: a face whose FER+ plurality is not its label (or is
   unknown / not a face) is dropped.
 
@@ -36,6 +38,7 @@ from feraug.config import ClassifierConfig
 from feraug.data.dataset import FaceDataset
 from feraug.data.ferplus import FerPlus
 from feraug.evaluate.crossfit import cross_fit, features
+from feraug.evaluate.selection import percentile_rank
 from feraug.nets.classifiers import ExpressionClassifier
 
 METHODS: tuple[str, ...] = ("confidence", "likelihood", "ferplus")
@@ -83,7 +86,12 @@ def likelihood_scores(pool: FaceDataset, cfg: ClassifierConfig, *, k: int = 5, s
     for i, net in enumerate(cf.nets):
         x = features(net, pool.images)
         held = cf.folds == i
-        out[held] = _class_gaussian_loglik(x[~held], labels[~held], x[held], labels[held], n_classes)
+        loglik = _class_gaussian_loglik(x[~held], labels[~held], x[held], labels[held], n_classes)
+        # Each fold lives in its own model's feature space, whose scale shifts the log-density by
+        # ~D·log(scale) nats: only ranks within a (fold, class) compare across folds.
+        for c in np.unique(labels[held]):
+            mine = np.flatnonzero(held)[labels[held] == c]
+            out[mine] = percentile_rank(loglik[labels[held] == c])
     return out
 
 
@@ -107,13 +115,14 @@ def drop_mask(scores: np.ndarray, labels: np.ndarray, *, drop_fraction: float | 
     return drop
 
 
-def precision_recall(dropped: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Precision (share of dropped faces that are label errors) and recall (share of errors dropped)."""
+def precision_recall(dropped: np.ndarray, truth: np.ndarray) -> dict[str, float | None]:
+    """Precision (share of dropped faces that are label errors) and recall (share of errors dropped); None when
+    undefined (nothing dropped, no errors)."""
     tp = int((dropped & truth).sum())
     return {"dropped": int(dropped.sum()), "errors": int(truth.sum()), "true_positives": tp,
-            "precision": tp / int(dropped.sum()) if dropped.any() else float("nan"),
-            "recall": tp / int(truth.sum()) if truth.any() else float("nan"),
-            "base_rate": float(truth.mean()) if len(truth) else float("nan")}  # fmt: skip
+            "precision": tp / int(dropped.sum()) if dropped.any() else None,
+            "recall": tp / int(truth.sum()) if truth.any() else None,
+            "base_rate": float(truth.mean()) if len(truth) else None}  # fmt: skip
 
 
 def ferplus_agreement(dropped: np.ndarray, labels: np.ndarray, truth: np.ndarray,
@@ -146,12 +155,16 @@ def filter_dataset(data: FaceDataset, method: str, *, cfg: ClassifierConfig, fer
                    progress: bool = True, log: Callable[[str], None] | None = None) -> FilterResult:  # fmt: skip
     """Score ``data``'s training faces with ``method`` and decide which to drop; see the module docstring.
 
-    Training faces are those with ``Usage == "Training"`` (every face when the data has no splits).
-    ``ferplus`` (aligned row for row with ``data.rows``) enables the FER+ method and the agreement report.
+    The faces scored are the training part of :func:`~feraug.data.splits.standard_splits` — what a
+    classifier trains on — so the standard validation and test faces are never scored, dropped or
+    fitted on. ``ferplus`` (aligned row for row with ``data.rows``) enables the FER+ method and the
+    agreement report.
     """
+    from feraug.data.splits import standard_splits
+
     if method not in METHODS:
         raise ValueError(f"unknown filter method {method!r}: expected one of {', '.join(METHODS)}")
-    train_index = np.flatnonzero(data.usage == "Training") if "Training" in data.splits else np.arange(len(data))
+    train_index = np.sort(standard_splits(data).train)
     pool = data.subset(train_index)
     labels = pool.labels.numpy()
     truth = None
@@ -198,10 +211,11 @@ def write_filter_report(out_csv: Path, data: FaceDataset, result: FilterResult, 
     record = {"method": result.method, "data": data.source, "per_class": per_class,
               "ferplus_agreement": result.agreement,
               "dropped_rows": np.asarray(data.rows)[dropped_pos].tolist(),
-              "dropped_scores": result.scores[result.dropped].tolist()}  # fmt: skip
+              "dropped_scores": [float(v) if np.isfinite(v) else None
+                                 for v in result.scores[result.dropped]]}  # fmt: skip
     files = {"json": out_csv.with_name(f"{stem}.filter.json"), "md": out_csv.with_name(f"{stem}.filter.md"),
              "grid": out_csv.with_name(f"{stem}.lowest.png")}  # fmt: skip
-    files["json"].write_text(json.dumps(record, indent=2))
+    files["json"].write_text(json.dumps(record, indent=2, allow_nan=False))
     files["md"].write_text(format_filter_report(record))
     save_image(labelled_grid(grid_rows, names, label_width=110), files["grid"])
     return files
@@ -211,17 +225,20 @@ def format_filter_report(record: dict[str, Any]) -> str:
     """Markdown: faces dropped per class and, with FER+, precision/recall against its label errors."""
     agree = record.get("ferplus_agreement")
     lines = [f"# Filter `{record['method']}` on {record['data']}", "",
-             "| class | training faces | dropped | " + ("FER+ errors | precision | recall |" if agree else ""),
+             "| class | training faces | dropped |" + (" FER+ errors | precision | recall |" if agree else ""),
              "|---|---:|---:|" + ("---:|---:|---:|" if agree else "")]  # fmt: skip
     for row in record["per_class"]:
         cells = [row["class"], str(row["training"]), str(row["dropped"])]
         if agree:
             pr = agree["per_class"][row["class"]]
-            cells += [str(pr["errors"]), f"{pr['precision']:.2f}", f"{pr['recall']:.2f}"]
+            cells += [str(pr["errors"]), *("-" if pr[k] is None else f"{pr[k]:.2f}" for k in ("precision", "recall"))]
         lines.append("| " + " | ".join(cells) + " |")
     if agree:
         a = agree["all"]
+        def num(x: float | None, fmt: str) -> str:
+            return "-" if x is None else format(x, fmt)
+
         lines += ["", f"All training faces: dropped {a['dropped']}, FER+ label errors {a['errors']} "
-                  f"(base rate {a['base_rate']:.1%}: the precision of dropping at random), precision "
-                  f"{a['precision']:.3f}, recall {a['recall']:.3f}."]  # fmt: skip
+                  f"(base rate {num(a['base_rate'], '.1%')}: the precision of dropping at random), precision "
+                  f"{num(a['precision'], '.3f')}, recall {num(a['recall'], '.3f')}."]  # fmt: skip
     return "\n".join(lines) + "\n"

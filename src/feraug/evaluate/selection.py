@@ -1,14 +1,15 @@
 """Best-sample selection: keep the synthetic faces most likely to help, drop the rest.
 
 Seed 002 saw its classifier get worse past ~100 synthetic Disgust faces because bad samples
-outweighed good ones, and asked for instance selection. Each synthetic face gets three scores,
-all from the cross-fitted judge of :mod:`feraug.evaluate.quality` (never trained on the face's
-source):
+outweighed good ones, and asked for instance selection. Each synthetic face gets three scores
+from the cross-fitted judge of :mod:`feraug.evaluate.quality`:
 
-* ``target`` — the judge's probability that the face shows the target emotion (out of fold);
+* ``target`` — the judge's probability that the face shows the target emotion, from the model
+  that never trained on the face's source;
 * ``realism`` — log-density of its features under a Gaussian (Ledoit-Wolf) fitted to the real
-  training faces of the target emotion, in judge model 0's feature space: how typical of real
-  target faces it looks to the judge;
+  training faces of the target emotion, in judge model 0's feature space (one space for every face,
+  so the scores compare; model 0 trained on about half of the sources): how typical of real target
+  faces it looks to the judge;
 * ``structure`` — SSIM to its source face (translations only): identity and pose kept.
 
 ``combined`` (the default) ranks by the mean of the three percentile ranks within the set
@@ -101,7 +102,8 @@ def write_selection(out: Path, synthetic: FaceDataset, provenance: dict[str, np.
     prov_out = None
     if provenance is not None:
         prov_out = provenance_path(out)
-        fields = list(provenance) + ["selected_from_row", "select_by", "select_rank"] + [f"score_{k}" for k in scores]
+        added = ["selected_from_row", "select_by", "select_rank"] + [f"score_{k}" for k in scores]
+        fields = [k for k in provenance if k not in added] + added  # a selection of a selection: columns renewed
         with prov_out.open("w", newline="") as f:
             w = csv.writer(f)
             w.writerow(fields)

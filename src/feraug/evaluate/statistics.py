@@ -283,10 +283,11 @@ def power_from_se(se: float, df: int, effect: float = MIN_GAIN, alpha: float = 0
         return 1.0
     ncp = effect / se
     crit = stats.t.ppf(1 - alpha / 2, df)
-    power = float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
-    # scipy's noncentral t returns NaN past ncp ~1e9 (a spread of rounding size, e.g. 1e-12 between seeds),
-    # where the power is 1 to double precision (already at ncp = 1e3).
-    return power if np.isfinite(power) else 1.0
+    if np.isfinite(ncp) and abs(ncp) > 1e3:
+        # scipy's noncentral t returns NaN past ncp ~1e9 (a spread of rounding size, e.g. 1e-12 between
+        # seeds); the power is already 1 to double precision at ncp = 1e3
+        return 1.0
+    return float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
 
 
 def paired_t_power(n: int, sd: float, effect: float = MIN_GAIN, alpha: float = 0.05) -> float:

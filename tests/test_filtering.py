@@ -280,7 +280,7 @@ def test_filtering_scores_only_the_standard_training_part_when_validation_is_car
     data = toy.subset(np.flatnonzero(toy.usage != "PrivateTest"))
     seen: list[int] = []
 
-    def fake_scores(pool, cfg, **kwargs):  # noqa: ANN001, ANN003, ANN202
+    def fake_scores(pool, cfg, **kwargs):
         seen.extend(pool.rows.tolist())
         return np.zeros(len(pool))
 

@@ -225,13 +225,15 @@ def format_filter_report(record: dict[str, Any]) -> str:
     """Markdown: faces dropped per class and, with FER+, precision/recall against its label errors."""
     agree = record.get("ferplus_agreement")
     lines = [f"# Filter `{record['method']}` on {record['data']}", "",
-             "| class | training faces | dropped |" + (" FER+ errors | precision | recall |" if agree else ""),
+             "| class | training faces | dropped |" + (" FER+ errors (share) | precision | recall |" if agree else ""),
              "|---|---:|---:|" + ("---:|---:|---:|" if agree else "")]  # fmt: skip
     for row in record["per_class"]:
         cells = [row["class"], str(row["training"]), str(row["dropped"])]
         if agree:
             pr = agree["per_class"][row["class"]]
-            cells += [str(pr["errors"]), *("-" if pr[k] is None else f"{pr[k]:.2f}" for k in ("precision", "recall"))]
+            share = "" if pr["base_rate"] is None else f" ({pr['base_rate']:.0%})"
+            cells += [f"{pr['errors']}{share}",
+                      *("-" if pr[k] is None else f"{pr[k]:.2f}" for k in ("precision", "recall"))]
         lines.append("| " + " | ".join(cells) + " |")
     if agree:
         a = agree["all"]
@@ -240,5 +242,7 @@ def format_filter_report(record: dict[str, Any]) -> str:
 
         lines += ["", f"All training faces: dropped {a['dropped']}, FER+ label errors {a['errors']} "
                   f"(base rate {num(a['base_rate'], '.1%')}: the precision of dropping at random), precision "
-                  f"{num(a['precision'], '.3f')}, recall {num(a['recall'], '.3f')}."]  # fmt: skip
+                  f"{num(a['precision'], '.3f')}, recall {num(a['recall'], '.3f')} (at most "
+                  f"{num(min(1.0, a['dropped'] / a['errors']) if a['errors'] else None, '.3f')} with this many "
+                  "dropped)."]  # fmt: skip
     return "\n".join(lines) + "\n"

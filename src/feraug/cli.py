@@ -519,7 +519,8 @@ judge_options = [
     click.option("--judge-k", type=click.IntRange(2), default=2, show_default=True,
                  help="Folds of the cross-fitted judge (model i never trains on fold i)."),
     click.option("--judge-set", "judge_sets", multiple=True, metavar="KEY=VALUE",
-                 help="Judge classifier settings, e.g. epochs=20 or arch=simple.  [default: arch fast, 10 epochs]"),
+                 help="Judge classifier settings, e.g. epochs=20 or arch=simple.  [default: arch fast, 10 epochs; "
+                      "quality and select: class-balanced loss weights]"),
     click.option("--judge-cache", type=click.Path(file_okay=False, path_type=Path), default=None,
                  help="Folder for the judge models.  [default: <feraug cache>/crossfit]"),
 ]
@@ -544,7 +545,7 @@ def _judged_set(synthetic: Path, provenance: Path | None, data: str | None, targ
                 no_cache: bool) -> dict[str, Any]:  # fmt: skip
     """Load a synthetic set, its provenance and real data; resolve the target; cross-fit (or load) the judge."""
     from feraug.data.classes import emotion_index
-    from feraug.evaluate.crossfit import cross_fit, judge_config
+    from feraug.evaluate.crossfit import QUALITY_JUDGE, cross_fit, judge_config
     from feraug.synth.translate import load_synthetic_set
 
     syn, prov = load_synthetic_set(synthetic, provenance=provenance, cache_dir=not no_cache)
@@ -561,7 +562,7 @@ def _judged_set(synthetic: Path, provenance: Path | None, data: str | None, targ
     else:
         target_label = emotion_index(target)
     pool = _training_pool(real)
-    cfg = judge_config(judge_sets)
+    cfg = judge_config(judge_sets, **QUALITY_JUDGE)
     judge = cross_fit(pool, cfg, k=judge_k, seed=seed, cache_dir=judge_cache or True, progress=not quiet,
                       log=click.echo)  # fmt: skip
     return {"syn": syn, "prov": prov, "pool": pool, "target": target_label, "judge": judge, "cfg": cfg}

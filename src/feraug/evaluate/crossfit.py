@@ -39,9 +39,13 @@ from feraug.evaluate.classifier import (
 )
 from feraug.nets.classifiers import ExpressionClassifier
 
-#: The judge recipe: the fast classifier with the settings of benchmarks/bench_fast_classifier.py.
+#: The cross-fitting recipe: the fast classifier with the settings of benchmarks/bench_fast_classifier.py.
 JUDGE_DEFAULTS: dict[str, Any] = {"arch": "fast", "batch_size": 128, "lr": 3e-3, "schedule": "onecycle",
                                   "label_smoothing": 0.1, "epochs": 10}  # fmt: skip
+#: What the synthetic-set judge (``quality``, ``select``) adds: class-balanced loss weights. Unweighted, a
+#: classifier on FER2013 almost never predicts Disgust (1.5 % of the faces) — measured: 0 % of real held-out
+#: Disgust faces called Disgust — so a transfer rate toward a minority class would read 0 for every set.
+QUALITY_JUDGE: dict[str, Any] = {"class_weights": "balanced"}
 
 
 def judge_config(sets: Sequence[str] = (), **fields: Any) -> ClassifierConfig:

@@ -58,7 +58,7 @@ def run_demo(
     import numpy as np
     import torch
 
-    from feraug.evaluate.crossfit import cross_fit, judge_config
+    from feraug.evaluate.crossfit import QUALITY_JUDGE, cross_fit, judge_config
     from feraug.evaluate.quality import measure_quality
     from feraug.evaluate.selection import select_top, selection_scores, write_selection
     from feraug.synth.translate import load_synthetic_set
@@ -66,7 +66,7 @@ def run_demo(
     synthetic, prov = load_synthetic_set(result.csv, cache_dir=False)
     assert prov is not None  # translate always writes provenance
     pool = data.split("Training")
-    judge = cross_fit(pool, judge_config(DEMO_JUDGE, seed=seed), k=2, seed=seed, cache_dir=out / "judge",
+    judge = cross_fit(pool, judge_config(DEMO_JUDGE, **QUALITY_JUDGE), k=2, seed=seed, cache_dir=out / "judge",
                       progress=progress)  # fmt: skip
     quality = measure_quality(synthetic, pool, judge, target=1, source_rows=prov["source_row"],
                               out_dir=out / "quality", seed=seed)  # fmt: skip

@@ -535,6 +535,22 @@ def _judge_options(fn: Callable[..., Any], k: int = 2) -> Callable[..., Any]:
     return fn
 
 
+def _synthetic_set_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--synthetic, --provenance, --data and --target: a synthetic set and the real faces it is judged against."""
+    options = [
+        click.option("--synthetic", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+                     help="Synthetic faces (FER2013-format CSV from translate or sample)."),
+        click.option("--provenance", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                     help="Provenance CSV of --synthetic.  [default: the .provenance.csv beside it, if any]"),
+        click.option("--data", default=None,
+                     help="The real faces the generator trained on.  [default: the provenance's data column]"),
+        click.option("--target", default=None, help="Emotion the faces should show.  [default: their label]"),
+    ]  # fmt: skip
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 def _training_pool(data):  # noqa: ANN001, ANN202 - FaceDataset, imported lazily
     """The faces generators and judges train on: the Training split, or everything when there are no splits."""
     return data.split("Training") if "Training" in data.splits else data
@@ -569,13 +585,7 @@ def _judged_set(synthetic: Path, provenance: Path | None, data: str | None, targ
 
 
 @main.command("quality")
-@click.option("--synthetic", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="Synthetic faces (FER2013-format CSV from translate or sample).")
-@click.option("--provenance", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Provenance CSV of --synthetic.  [default: the .provenance.csv beside it, if any]")
-@click.option("--data", default=None,
-              help="The real faces the generator trained on.  [default: the provenance's data column]")
-@click.option("--target", default=None, help="Emotion the faces should show.  [default: their label]")
+@_synthetic_set_options
 @click.option("--source", default=None, help="Emotion of the untranslated calibration row.  [default: the sources']")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for quality.json, quality.md and grids.  [default: <synthetic>.quality]")
@@ -614,13 +624,7 @@ def quality(synthetic: Path, provenance: Path | None, data: str | None, target: 
 
 
 @main.command("select")
-@click.option("--synthetic", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="Synthetic faces (FER2013-format CSV from translate or sample).")
-@click.option("--provenance", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Provenance CSV of --synthetic.  [default: the .provenance.csv beside it, if any]")
-@click.option("--data", default=None,
-              help="The real faces the generator trained on.  [default: the provenance's data column]")
-@click.option("--target", default=None, help="Emotion the faces should show.  [default: their label]")
+@_synthetic_set_options
 @click.option("--keep", type=click.IntRange(1), default=None, help="Keep this many faces (the best first).")
 @click.option("--threshold", type=float, default=None, help="Keep every face whose --by score is at least this.")
 @click.option("--by", type=click.Choice(["combined", "target", "realism", "structure"]), default="combined",

@@ -20,6 +20,7 @@ from feraug.evaluate.experiment import (
     leakage_guard,
     pooled_paired_bootstrap,
     source_positions,
+    synthetic_faces_grid,
 )
 from feraug.evaluate.protocols import Fold, kfold_protocol, standard_protocol, tstr_protocol
 from feraug.evaluate.statistics import paired_bootstrap
@@ -179,12 +180,25 @@ def test_standard_report_and_verdict_from_fixed_predictions(real: FaceDataset, t
     assert d == pytest.approx(test["arms"]["synthetic"]["per_class"]["Disgust"]["recall"]["mean"]
                               - test["arms"]["baseline"]["per_class"]["Disgust"]["recall"]["mean"])  # fmt: skip
 
+    versus = results["per_class_versus"]
+    assert list(versus) == ["synthetic vs oversample", "synthetic vs baseline"]
+    f1_vs_base = {c["class"]: c["diff"] for c in versus["synthetic vs baseline"] if c["metric"] == "f1"}
+    assert f1_vs_base["Disgust"] == pytest.approx(d_f1 := test["deltas"]["synthetic"]["per_class"]["Disgust"]["f1"])
+    assert f1_vs_base["Disgust"] != next(c["diff"] for c in versus["synthetic vs oversample"]
+                                         if c["class"] == "Disgust" and c["metric"] == "f1") or d_f1 == 0  # fmt: skip
+
     paths = write_report(results, tmp_path)
     md = paths["markdown"].read_text()
     assert "## Verdict" in md and "YES" in md and "Leakage guard: of 20 synthetic faces, 2 were dropped" in md
     assert "report on PrivateTest" in md and "](plots/test_recall.png)" in md
+    # The verdict in one line opens the report, then the per-class change figure, before any table.
+    lead = md.split("\n\n")[1]
+    assert lead.startswith("**Did synthetic faces beat oversampling real faces? YES: macro-F1 +")
+    assert "3 seed(s)" in lead
+    assert md.index("](plots/f1_change.png)") < md.index("| metric |")
     page = paths["html"].read_text()
-    n_figures = 2 + 3  # recall and F1 bars, one confusion matrix per arm
+    assert page.index('class="lead"') < page.index("<table>")
+    n_figures = 1 + 2 + 3  # F1 change, recall and F1 bars, one confusion matrix per arm
     assert page.count('src="data:image/png;base64,') == n_figures
     assert "plots/" not in page.split("<body>")[1].replace("Per-class", "")  # nothing links outside the file
 
@@ -321,7 +335,9 @@ def test_end_to_end_cli_all_three_arms(tmp_path: Path) -> None:
     assert (out / "config.yaml").is_file() and (out / "meta.json").is_file()
     assert "## Verdict" in (out / "report.md").read_text()
     page = (out / "report.html").read_text()
-    assert page.count('src="data:image/png;base64,') == 5
+    assert page.count('src="data:image/png;base64,') == 2 + 5  # F1 change and the faces first, then the rest
+    assert "synthetic faces spread over the set" in results["synthetic_faces"]["caption"]  # no quality.json beside
+    assert (out / "plots" / "synthetic_faces.png").is_file()
 
     # The same command again refuses to overwrite; --resume reuses every cached prediction without training.
     again = CliRunner().invoke(main, args)
@@ -369,3 +385,29 @@ def test_set_comparison_trains_the_baseline_once_and_asks_which_set_won(real: Fa
     assert (tmp_path / "best" / "report.html").is_file() and (tmp_path / "comparison.json").is_file()
     with pytest.raises(ValueError, match="distinct names"):
         run_set_comparison(real, [("x", syn_all, prov_all), ("x", syn_sel, prov_sel)], cfg, tmp_path / "again")
+
+
+def test_report_grid_shows_the_best_and_worst_faces_when_quality_scored_the_set(real: FaceDataset,
+                                                                                tmp_path: Path) -> None:  # fmt: skip
+    """With ``feraug quality``'s quality.json beside the CSV, the grid ranks by p(target); without, it spreads."""
+    from dataclasses import replace
+
+    from PIL import Image
+
+    sources = np.arange(30)
+    syn, _ = synthetic_from(real, sources)
+    syn = replace(syn, source=str(tmp_path / "syn.csv.gz"))
+    plain = synthetic_faces_grid(real, syn, sources, tmp_path / "a", k=4)
+    assert "spread over the set" in plain["caption"] and "feraug quality --synthetic" in plain["caption"]
+    assert Image.open(tmp_path / "a" / plain["file"]).size[1] < 48 * 2 * 3  # two rows: sources, synthetic
+
+    p_target = np.linspace(0.0, 1.0, 30)
+    (tmp_path / "syn.quality").mkdir()
+    (tmp_path / "syn.quality" / "quality.json").write_text(json.dumps({"per_face": {"p_target": p_target.tolist()}}))
+    ranked = synthetic_faces_grid(real, syn, sources, tmp_path / "b", k=4)
+    assert "most and least like their target class" in ranked["caption"]
+    grid = np.asarray(Image.open(tmp_path / "b" / ranked["file"]))
+    assert grid.shape[0] > 48 * 2 * 3  # four rows: best and worst, each under its sources
+    # A stale quality.json (another set's scores) is ignored rather than mislabelling faces.
+    (tmp_path / "syn.quality" / "quality.json").write_text(json.dumps({"per_face": {"p_target": [0.5] * 7}}))
+    assert "spread over the set" in synthetic_faces_grid(real, syn, sources, tmp_path / "c", k=4)["caption"]

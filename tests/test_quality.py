@@ -124,6 +124,9 @@ def test_quality_puts_an_untranslated_set_at_the_floor(toy: FaceDataset, tmp_pat
     report = measure_quality(syn, pool, cf, target=3, source_rows=pool.rows[neutral], out_dir=tmp_path, seed=0)
     by_set = {r["set"]: r for r in report.rows}
     assert by_set["synthetic"]["ssim_to_source"] == pytest.approx(1.0)
+    # Its own sources, judged by the same out-of-fold models, read exactly as the unchanged "translations".
+    own = by_set["their sources (untranslated)"]
+    assert own["transfer"] == by_set["synthetic"]["transfer"] and own["p_target"] == by_set["synthetic"]["p_target"]
     assert by_set["synthetic"]["l1_to_source"] == 0.0
     assert by_set["real target (held out)"]["ssim_to_source"] < 0.9  # unrelated faces
     assert report.info["source"] == "Neutral" and report.info["target"] == "Happy"

@@ -150,6 +150,44 @@ def source_positions(data: FaceDataset, synthetic: FaceDataset, provenance: dict
     return pos.astype(np.int64)
 
 
+def synthetic_faces_grid(data: FaceDataset, synthetic: FaceDataset, sources: np.ndarray, folder: Path,
+                         k: int = 10) -> dict[str, str]:  # fmt: skip
+    """Draw the report's grid of synthetic faces under their sources; returns its file name and caption.
+
+    A reader should see the faces before the tables that judge them. When ``feraug quality`` has
+    scored this very set (its ``quality.json`` in ``<csv>.quality`` beside the CSV, one score per
+    face), the grid shows the ``k`` best and ``k`` worst by the judge's target probability;
+    otherwise ``k`` faces spread evenly over the set, and the caption says how to rank them.
+    """
+    from feraug.report.grid import labelled_grid, save_image
+
+    csv = Path(synthetic.source)
+    scores = None
+    qfile = csv.with_name(csv.name.removesuffix(".gz").removesuffix(".csv") + ".quality") / "quality.json"
+    if qfile.is_file():
+        p_target = json.loads(qfile.read_text()).get("per_face", {}).get("p_target")
+        if p_target is not None and len(p_target) == len(synthetic):
+            scores = np.asarray(p_target, dtype=np.float64)
+    n = min(k, len(synthetic))
+    if scores is not None:
+        order = np.argsort(-scores, kind="stable")
+        groups = [("best", order[:n]), ("worst", order[::-1][:n])]
+        caption = (f"The {n} synthetic faces the quality judge found most and least like their target class "
+                   f"(p(target) from {qfile}), each under its source face")  # fmt: skip
+    else:
+        groups = [("", np.linspace(0, len(synthetic) - 1, n).round().astype(np.int64))]
+        caption = (f"{n} synthetic faces spread over the set, each under its source face (run `feraug quality "
+                   f"--synthetic {csv}` to see the best and worst)")  # fmt: skip
+    rows, names = [], []
+    for label, idx in groups:
+        t = torch.from_numpy(np.ascontiguousarray(idx))
+        rows += [data.images[torch.from_numpy(sources[idx])], synthetic.images[t]]
+        names += [f"{label} source".strip(), f"{label} synthetic".strip()]
+    name = "synthetic_faces.png"
+    save_image(labelled_grid(rows, names, label_width=110), folder / name)
+    return {"file": name, "caption": caption}
+
+
 def leakage_guard(fold: Fold, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(keep, dropped)``: positions in the synthetic set allowed in ``fold``'s training set, and the rest.
 
@@ -512,32 +550,44 @@ def verdict(summary: dict[str, Any],
         out[f"{b}_vs_{a}"] = {
             "question": question, "answer": answer, "metric": metric, "power": t.get("power"),
             "seeds_for_80": t.get("seeds_for_80"), "outcomes": {m: s["outcome"] for m, s in found.items()},
+            "diff": t["diff"], "ci95": t["primary"]["ci95"] if "primary" in t else None,
             "sentence": f"{question} {_ANSWER[answer]}: {'; '.join(parts)}.",
         }  # fmt: skip
     return out
 
 
+def headline(results: dict[str, Any]) -> str:
+    """The verdict in one line: the first question's answer, its difference and across-seed 95 % CI."""
+    if not results["verdict"]:
+        return "No verdict: this protocol compares no synthetic arm with the baseline or with oversampling."
+    v = next(iter(results["verdict"].values()))
+    ci = "" if v["ci95"] is None else f" [95% CI {100 * v['ci95'][0]:+.1f}, {100 * v['ci95'][1]:+.1f}]"
+    return (f"{v['question']} {_ANSWER[v['answer']]}: {METRIC_LABELS[v['metric']]} {_pt(v['diff'])}{ci}, "
+            f"{len(results['seeds'])} seed(s).")  # fmt: skip
+
+
 def per_class_changes(runs: Sequence[RunResult], summary: dict[str, Any], arm: str, classes: Sequence[str],
-                      metrics: Sequence[str] = ("f1", "recall")) -> list[dict[str, Any]]:  # fmt: skip
-    """Exploratory per-class changes of ``arm`` vs baseline on the primary set, each with an across-seed 95 % CI.
+                      metrics: Sequence[str] = ("f1", "recall"),
+                      ref: str = "baseline") -> list[dict[str, Any]]:  # fmt: skip
+    """Exploratory per-class changes of ``arm`` vs ``ref`` on the primary set, each with an across-seed 95 % CI.
 
     One paired t-interval per class and metric over the per-seed differences (None with one seed or
     zero variance); Disgust (FER2013's smallest class, the one synthetic faces are for) first, the
     rest by size of change. Fourteen intervals at 95 % each: about one may exclude 0 by chance.
     """
     name = summary["primary_set"]
-    if name is None or arm not in summary["sets"][name]["arms"] or "baseline" not in summary["sets"][name]["arms"]:
+    if name is None or arm not in summary["sets"][name]["arms"] or ref not in summary["sets"][name]["arms"]:
         return []
     by_arm: dict[str, dict[int, list[dict[str, Any]]]] = {}
     for r in runs:
-        if name in r.evals and r.arm in (arm, "baseline"):
+        if name in r.evals and r.arm in (arm, ref):
             by_arm.setdefault(r.arm, {}).setdefault(r.seed, []).append(_run_metrics(r, name, classes))
-    seeds = sorted(set(by_arm.get(arm, {})) & set(by_arm.get("baseline", {})))
+    seeds = sorted(set(by_arm.get(arm, {})) & set(by_arm.get(ref, {})))
     out = []
     for c in classes:
         for key in metrics:
             per_seed = [[float(np.mean([m["per_class"][c][key] for m in by_arm[x][s]])) for s in seeds]
-                        for x in ("baseline", arm)]  # fmt: skip
+                        for x in (ref, arm)]  # fmt: skip
             diff = float(np.mean(per_seed[1]) - np.mean(per_seed[0])) if seeds else None
             ci = paired_test(*per_seed)["ci95"] if len(seeds) >= 2 else None
             out.append({"class": c, "metric": key, "diff": diff, "ci95": ci})
@@ -659,6 +709,8 @@ def experiment_results(runs: Sequence[RunResult], *, protocol: str, data: FaceDa
                      "averages leave them out")  # fmt: skip
     primary = summary["primary_set"]
     changes = {arm: per_class_changes(runs, summary, arm, data.classes) for arm in summary["sets"][primary]["deltas"]}
+    # The report's headline figure: the synthetic arm against each alternative (the verdict's two questions).
+    versus = {f"{b} vs {a}": per_class_changes(runs, summary, b, data.classes, ref=a) for a, b, _ in QUESTIONS}
     return {
         "protocol": protocol, "split_note": folds[0].note, "classes": list(data.classes),
         "data": {"real": data.source, "n_real": len(data), "synthetic": synthetic.source,
@@ -671,6 +723,7 @@ def experiment_results(runs: Sequence[RunResult], *, protocol: str, data: FaceDa
                  for r in runs],
         **summary, "verdict": verdict(summary), "per_class_changes": changes,
         "delta_lines": {arm: per_class_delta_lines(c) for arm, c in changes.items()},
+        "per_class_versus": {name: c for name, c in versus.items() if c},
         "notes": notes, "config": config,
     }  # fmt: skip
 
@@ -739,6 +792,8 @@ def _experiment(
         primary_metric=cfg.primary_metric,
         min_gain=cfg.min_gain,
     )
+    if len(synthetic):
+        results["synthetic_faces"] = synthetic_faces_grid(data, synthetic, sources, out / "plots")
     (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))
     write_report(results, out)
     return results, runs

@@ -7,7 +7,12 @@ every number next to the same number for two rows of *real* faces:
 * ``real source (untranslated)`` — real faces of the source emotion: what "nothing was
   translated" reads as (for sampled sets without a source class, the most common other class).
 
-So a score is read as a position between floor and ceiling, not as an absolute.
+So a score is read as a position between floor and ceiling, not as an absolute. A translated set
+gets a fourth row, ``their sources (untranslated)``: the very faces it was made from, each judged by
+the model that judges its translation. That is the exact floor of its ``transfer`` — the two rows
+differ only by what the generator did — whereas the ``real source`` row (other faces, judged by
+model 0) also carries the difference between the two judges, which with few target faces to train
+on can be tens of points.
 
 The judge (:mod:`feraug.evaluate.crossfit`): two classifiers cross-fitted on the Training faces,
 model ``i`` trained on the half not in fold ``i``. A synthetic face is judged by the model that did
@@ -56,6 +61,7 @@ from feraug.train.seeding import SELECT, derive_seed
 KID_SUBSETS = 100
 KID_MAX_SUBSET = 100
 ROW_SYNTHETIC, ROW_TARGET, ROW_SOURCE = "synthetic", "real target (held out)", "real source (untranslated)"
+ROW_OWN_SOURCES = "their sources (untranslated)"
 
 
 class _Precomputed(nn.Module):
@@ -282,6 +288,8 @@ def measure_quality(
         FaceSet(ROW_SOURCE, data.images[torch.from_numpy(held_src)], fold_of[held_src], np.full(len(held_src), -1),
                 data.images[torch.from_numpy(held_src)] if sources is not None else None),
     ]  # fmt: skip
+    if sources is not None:
+        sets.append(FaceSet(ROW_OWN_SOURCES, sources, syn_folds, np.full(len(synthetic), -1), sources))
     rows, per_face = [], {}
     for fs in sets:
         if log:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from feraug.report.plots import plot_confusion_matrix, plot_per_class_bars
+from feraug.report.plots import plot_confusion_matrix, plot_per_class_bars, plot_per_class_changes
 
 _SCALARS = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("macro_auc", "macro-AUC"),
             ("macro_precision", "macro precision"), ("macro_recall", "macro recall (balanced accuracy)"))  # fmt: skip
@@ -28,7 +29,7 @@ _PER_CLASS = (("recall", "recall"), ("f1", "F1"), ("precision", "precision"), ("
 
 @dataclass(frozen=True)
 class Block:
-    """One report element: ``kind`` is heading, text, bullets, table, figure or code."""
+    """One report element: ``kind`` is heading, lead (the one-line verdict), text, bullets, table, figure or code."""
 
     kind: str
     text: str = ""
@@ -85,6 +86,22 @@ def _plots(results: dict[str, Any], name: str, folder: Path) -> list[Block]:
         path = plot_confusion_matrix(s["confusion_matrix"], classes, folder / f"{name}_confusion_{arm}.png",
                                      title=f"{arm}: {name}, {len(s['runs'])} run(s) pooled")  # fmt: skip
         figs.append(Block("figure", f"Confusion matrix of {arm} on {name}, predictions of all runs pooled", path=path))
+    return figs
+
+
+def _lead_figures(results: dict[str, Any], folder: Path) -> list[Block]:
+    """What a reader should see first: per-class F1 change of the synthetic arm with CIs, and the faces."""
+    figs = []
+    versus = results.get("per_class_versus") or {}
+    if versus:
+        path = plot_per_class_changes(versus, results["classes"], folder / "f1_change.png",
+                                      title=f"Per-class F1 change on {results['primary_set']}")  # fmt: skip
+        caption = ("Per-class F1 change of the synthetic arm against each alternative, percentage points, with "
+                   "95% CIs across seeds (exploratory: one interval per class)")  # fmt: skip
+        figs.append(Block("figure", caption, path=path))
+    faces = results.get("synthetic_faces")
+    if faces and (folder / faces["file"]).is_file():
+        figs.append(Block("figure", faces["caption"], path=folder / faces["file"]))
     return figs
 
 
@@ -150,13 +167,20 @@ def _set_blocks(results: dict[str, Any], name: str, figures: list[Block]) -> lis
     return [*blocks, *figures]
 
 
-def report_blocks(results: dict[str, Any], figures: dict[str, list[Block]]) -> list[Block]:
-    """The report's content, in order; ``figures`` maps each evaluation set to its figure blocks."""
+def report_blocks(results: dict[str, Any], figures: dict[str, list[Block]], lead: Sequence[Block] = ()) -> list[Block]:
+    """The report's content, in order: the verdict in one line, ``lead`` figures, then the detail.
+
+    ``figures`` maps each evaluation set to its figure blocks.
+    """
+    from feraug.evaluate.experiment import headline
+
     data = results["data"]
     guard = results["leakage_guard"]
     n_runs = len(results["runs"])
     blocks = [
         _heading(f"feraug experiment: {results['protocol']} protocol", 1),
+        Block("lead", headline(results)),
+        *lead,
         _text(f"Protocol {results['protocol']}: {n_runs} classifier runs "
               f"({len(results['seeds'])} seed(s) x {len(results['folds'])} fold(s) x arms). Real data: {data['real']} "
               f"({data['n_real']} faces); synthetic: {data['synthetic']} ({data['n_synthetic']} faces: "
@@ -210,6 +234,8 @@ def render_markdown(blocks: list[Block], root: Path) -> str:
             out.append(f"{'#' * b.level} {b.text}")
         elif b.kind == "text":
             out.append(b.text)
+        elif b.kind == "lead":
+            out.append(f"**{b.text}**")
         elif b.kind == "bullets":
             out.append("\n".join(f"- {item}" for item in b.items))
         elif b.kind == "table":
@@ -227,7 +253,8 @@ _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto
 table{border-collapse:collapse;margin:.5em 0 1em;font-size:.9em}th,td{border:1px solid #ccc;padding:3px 8px;
 text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 figure{display:inline-block;margin:.5em;vertical-align:top}img{max-width:100%}figcaption{font-size:.85em;color:#555}
-pre{background:#f6f6f6;padding:1em;overflow:auto}"""
+pre{background:#f6f6f6;padding:1em;overflow:auto}
+.lead{font-size:1.25em;font-weight:600;background:#f4f7fb;border-left:5px solid #3b6ea5;padding:.6em 1em}"""
 
 
 def render_html(blocks: list[Block]) -> str:
@@ -239,6 +266,8 @@ def render_html(blocks: list[Block]) -> str:
             body.append(f"<h{b.level}>{e(b.text)}</h{b.level}>")
         elif b.kind == "text":
             body.append(f"<p>{e(b.text)}</p>")
+        elif b.kind == "lead":
+            body.append(f'<p class="lead">{e(b.text)}</p>')
         elif b.kind == "bullets":
             body.append("<ul>" + "".join(f"<li>{e(item)}</li>" for item in b.items) + "</ul>")
         elif b.kind == "table":
@@ -259,7 +288,7 @@ def write_report(results: dict[str, Any], out_dir: str | Path) -> dict[str, Path
     """Write ``plots/*.png``, ``report.md`` and ``report.html`` into ``out_dir``; returns the two report paths."""
     out = Path(out_dir)
     figures = {name: _plots(results, name, out / "plots") for name in results["sets"]}
-    blocks = report_blocks(results, figures)
+    blocks = report_blocks(results, figures, _lead_figures(results, out / "plots"))
     md = out / "report.md"
     md.write_text(render_markdown(blocks, out))
     page = out / "report.html"

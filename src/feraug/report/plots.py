@@ -93,3 +93,45 @@ def plot_per_class_bars(values: Mapping[str, Sequence[float]], classes: Sequence
     ax.set_axisbelow(True)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot_per_class_changes(changes: Mapping[str, Sequence[Mapping]], classes: Sequence[str], path: str | Path,
+                           metric: str = "f1", title: str = "Per-class F1 change") -> Path:  # fmt: skip
+    """Horizontal bars of each class's change in ``metric`` (percentage points) with its 95 % CI, one per comparison.
+
+    ``changes[name]`` is a list of ``{"class", "metric", "diff", "ci95"}`` records (differences as
+    fractions, ``ci95`` a ``[lo, hi]`` pair or None), as the experiment's per-class changes are;
+    records of other metrics are ignored. Classes run top to bottom in ``classes`` order, so the
+    reader finds Disgust in the same place in every report; a dashed line marks no change.
+    """
+    names = list(changes)
+    if not names:
+        raise ValueError("changes needs at least one comparison")
+    k = len(classes)
+    fig = Figure(figsize=(6.5, max(3.0, 0.5 * k + 1.2)))
+    ax = fig.add_subplot()
+    height = 0.8 / len(names)
+    y = np.arange(k)
+    for i, name in enumerate(names):
+        by_class = {d["class"]: d for d in changes[name] if d["metric"] == metric}
+        diffs = np.full(k, np.nan)
+        lo, hi = np.zeros(k), np.zeros(k)
+        for j, c in enumerate(classes):
+            d = by_class.get(c)
+            if d is None or d["diff"] is None:
+                continue
+            diffs[j] = 100 * d["diff"]
+            if d.get("ci95") is not None:
+                lo[j] = diffs[j] - 100 * d["ci95"][0]
+                hi[j] = 100 * d["ci95"][1] - diffs[j]
+        ax.barh(y + (i - (len(names) - 1) / 2) * height, diffs, height, xerr=np.vstack([lo, hi]), capsize=2,
+                label=name)  # fmt: skip
+    ax.axvline(0.0, color="black", linestyle="--", linewidth=0.8)
+    ax.set_yticks(y, classes)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"change in {metric.replace('f1', 'F1')}, percentage points (bars: 95% CI across seeds)")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)

@@ -136,7 +136,7 @@ def data_toy(out: Path, n: int, seed: int, balanced: bool, fmt: str, size: int) 
 
 @main.group()
 def train() -> None:
-    """Train GANs (and, later, classifiers) into a run folder."""
+    """Train a GAN of any family (one command each) or an expression classifier into a run folder."""
 
 
 def _overrides(pairs: dict[str, object], sets: tuple[str, ...]) -> list[dict[str, object]]:
@@ -150,40 +150,75 @@ def _overrides(pairs: dict[str, object], sets: tuple[str, ...]) -> list[dict[str
     return out + [parse_override(s) for s in sets]
 
 
+def _gan_run_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every GAN family's ``train`` command shares (config, run folder, resume, schedule, device)."""
+    options = [
+        click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="YAML file of config sections (applied after the preset)."),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help="Override any field, e.g. optim.lr_d=1e-4."),
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder."),
+        click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped."),
+        click.option("--stop-at-step", type=click.IntRange(1), default=None,
+                     help="End this invocation after this many steps in total, with a checkpoint (time-limited "
+                     "jobs); --resume continues."),
+        click.option("--time-budget", default=None, metavar="DURATION",
+                     help="Fit the whole schedule, decay included, into e.g. 45m, 1h30m or 900s: a short "
+                     "measurement fixes the steps, written into config.yaml so --resume and re-runs are exact."),
+        click.option("--epochs", type=int, default=None, help="Epochs at constant learning rate."),
+        click.option("--epochs-decay", type=int, default=None, help="Epochs of linear learning-rate decay."),
+        click.option("--batch-size", type=int, default=None),
+        click.option("--steps-per-epoch", type=int, default=None, help="Cap steps per epoch (quick runs)."),
+        click.option("--seed", type=int, default=None),
+        click.option("--device", default=None, help="auto, cpu, cuda, cuda:N, mps."),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _train_family(family: str, preset: str | None, fields: dict[str, object], *, config_file: Path | None,
+                  sets: tuple[str, ...], out: Path, resume: bool, stop_at_step: int | None, time_budget: str | None,
+                  epochs: int | None, epochs_decay: int | None, batch_size: int | None, steps_per_epoch: int | None,
+                  seed: int | None, device: str | None, quiet: bool) -> None:  # fmt: skip
+    """Build ``family``'s config (preset, file, options, --set; or the run's own config.yaml on --resume) and train."""
+    from feraug.api import train as run_training
+    from feraug.config import build_config
+    from feraug.models.registry import get_family
+    from feraug.train.budget import parse_duration
+
+    config_class = get_family(family).config
+    budget = parse_duration(time_budget) if time_budget is not None else None
+    overrides = _overrides({**fields, "optim.epochs": epochs, "optim.epochs_decay": epochs_decay,
+                            "optim.batch_size": batch_size, "train.steps_per_epoch": steps_per_epoch,
+                            "train.seed": seed, "train.device": device}, sets)  # fmt: skip
+    if resume:
+        saved = out / "config.yaml"
+        if not saved.is_file():
+            raise click.ClickException(f"--resume: {out} has no config.yaml (is it a run folder?)")
+        cfg = build_config(config_class, file=saved, overrides=overrides, family=family)
+    else:
+        cfg = build_config(config_class, preset=preset, file=config_file, overrides=overrides, family=family)
+    trainer = run_training(cfg, out, resume=resume, progress=not quiet, stop_at=stop_at_step, time_budget=budget,
+                           started=_STARTED)  # fmt: skip
+    if trainer.dist.is_main:  # under torchrun, one line for the run rather than one per process
+        if trainer.budget is not None:
+            b = trainer.budget
+            click.echo(f"time budget {b.budget_s:.0f} s: {b.seconds_per_step:.3g} s/step measured -> "
+                       f"{b.epochs}+{b.epochs_decay} epochs x {b.steps_per_epoch} steps (in config.yaml)")  # fmt: skip
+        click.echo(f"finished step {trainer.step} in {out}; samples in {out / 'samples'}")
+
+
 @train.command("cyclegan")
 @click.option("--data", default=None, help="FER2013 CSV, image folder, or toy[:N[:SEED]].  [default: toy]")
 @click.option("--source", default=None, help="Emotion of domain A, e.g. neutral.")
 @click.option("--target", default=None, help="Emotion of domain B, e.g. disgust.")
 @click.option("--preset", default=None, help="cyclegan, cyclegan-improved or wcyclegan.  [default: cyclegan]")
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="YAML file of config sections (applied after the preset).",
-)
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any field, e.g. optim.lr_d=1e-4.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
-@click.option("--stop-at-step", type=click.IntRange(1), default=None,
-              help="End this invocation after this many steps in total, with a checkpoint (time-limited jobs); "
-              "--resume continues.")  # fmt: skip
-@click.option("--time-budget", default=None, metavar="DURATION",
-              help="Fit the whole schedule, decay included, into e.g. 45m, 1h30m or 900s: a short measurement "
-              "fixes the steps, written into config.yaml so --resume and re-runs are exact.")  # fmt: skip
-@click.option("--epochs", type=int, default=None, help="Epochs at constant learning rate.")
-@click.option("--epochs-decay", type=int, default=None, help="Epochs of linear learning-rate decay.")
-@click.option("--batch-size", type=int, default=None)
-@click.option("--steps-per-epoch", type=int, default=None, help="Cap steps per epoch (quick runs).")
-@click.option("--seed", type=int, default=None)
-@click.option("--device", default=None, help="auto, cpu, cuda, cuda:N, mps.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_gan_run_options
 @user_errors
-def train_cyclegan(
-    data: str | None, source: str | None, target: str | None, preset: str | None, config_file: Path | None,
-    sets: tuple[str, ...], out: Path, resume: bool, stop_at_step: int | None, time_budget: str | None,
-    epochs: int | None, epochs_decay: int | None, batch_size: int | None, steps_per_epoch: int | None,
-    seed: int | None, device: str | None, quiet: bool,
-) -> None:  # fmt: skip
+def train_cyclegan(data: str | None, source: str | None, target: str | None, preset: str | None,
+                   **run: Any) -> None:  # fmt: skip
     """Train a CycleGAN translating SOURCE faces into TARGET faces (and back).
 
     Presets reproduce seed 000: cyclegan (original), cyclegan-improved (weighted cycle loss, two
@@ -193,31 +228,27 @@ def train_cyclegan(
     Several GPUs (or CPU processes): torchrun --nproc_per_node N -m feraug train cyclegan ...
     splits each --batch-size batch over the N processes and averages their gradients.
     """
-    from feraug.api import train_cyclegan as run_training
-    from feraug.config import CycleGANConfig, build_config
-    from feraug.train.budget import parse_duration
+    _train_family("cyclegan", preset, {"data.data": data, "data.source": source, "data.target": target}, **run)
 
-    budget = parse_duration(time_budget) if time_budget is not None else None
 
-    overrides = _overrides({"data.data": data, "data.source": source, "data.target": target,
-                            "optim.epochs": epochs, "optim.epochs_decay": epochs_decay,
-                            "optim.batch_size": batch_size, "train.steps_per_epoch": steps_per_epoch,
-                            "train.seed": seed, "train.device": device}, sets)  # fmt: skip
-    if resume:
-        saved = out / "config.yaml"
-        if not saved.is_file():
-            raise click.ClickException(f"--resume: {out} has no config.yaml (is it a run folder?)")
-        cfg = build_config(CycleGANConfig, file=saved, overrides=overrides)
-    else:
-        cfg = build_config(CycleGANConfig, preset=preset, file=config_file, overrides=overrides)
-    trainer = run_training(cfg, out, resume=resume, progress=not quiet, stop_at=stop_at_step, time_budget=budget,
-                           started=_STARTED)  # fmt: skip
-    if trainer.dist.is_main:  # under torchrun, one line for the run rather than one per process
-        if trainer.budget is not None:
-            b = trainer.budget
-            click.echo(f"time budget {b.budget_s:.0f} s: {b.seconds_per_step:.3g} s/step measured -> "
-                       f"{b.epochs}+{b.epochs_decay} epochs x {b.steps_per_epoch} steps (in config.yaml)")  # fmt: skip
-        click.echo(f"finished step {trainer.step} in {out}; samples in {out / 'samples'}")
+@train.command("dcgan")
+@click.option("--data", default=None, help="FER2013 CSV, image folder, or toy[:N[:SEED]].  [default: toy]")
+@click.option("--class", "classes", default=None, metavar="EMOTION[,EMOTION...]",
+              help="Emotion(s) to learn, comma-separated, or all.  [default: the preset's: neutral; cdcgan: all]")
+@click.option("--preset", default=None, help="dcgan, wgan-gp or cdcgan.  [default: dcgan]")
+@_gan_run_options
+@user_errors
+def train_dcgan(data: str | None, classes: str | None, preset: str | None, **run: Any) -> None:
+    """Train a noise GAN that samples new faces of a class (seed 000's "Fake GAN").
+
+    Presets: dcgan (Radford et al.: batch norm, BCE, Adam 2e-4), wgan-gp (critic without batch
+    norm, gradient penalty 10, 5 critic steps per generator step, Adam 1e-4 with betas (0, 0.9)),
+    cdcgan (one class-conditional model for all seven emotions: conditional batch norm, projection
+    discriminator, class-balanced batches). `feraug sample --run RUN --class EMOTION` then writes
+    FER2013-format faces. Every config field can be overridden with --config FILE and --set.
+    """
+    listed = None if classes is None else [c.strip() for c in classes.split(",") if c.strip()]
+    _train_family("dcgan", preset, {"data.data": data, "data.classes": listed}, **run)
 
 
 @main.command()
@@ -245,6 +276,25 @@ def translate(run_dir: Path, n: int, source: str, out: Path, seed: int, no_ema: 
 
     result = run_translate(run_dir, n, source, out, seed=seed, use_ema=not no_ema)
     click.echo(f"wrote {result.n} {result.direction} faces to {result.csv}\n"
+               f"provenance: {result.provenance}\ngrid: {result.grid}")  # fmt: skip
+
+
+@main.command("sample")
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="A noise-GAN run folder (feraug train dcgan).")
+@click.option("--class", "emotion", required=True, help="Emotion to sample (one the run learned).")
+@click.option("--n", type=click.IntRange(1), required=True, help="Number of faces to sample.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="FER2013-format CSV to write (.csv or .csv.gz); provenance and a PNG grid go beside it.")
+@click.option("--seed", default=0, show_default=True, help="Which latent vectors are drawn.")
+@click.option("--no-ema", is_flag=True, help="Use the raw generator even when EMA weights exist.")
+@user_errors
+def sample_cmd(run_dir: Path, emotion: str, n: int, out: Path, seed: int, no_ema: bool) -> None:  # fmt: skip
+    """Sample N new faces of a class from a trained noise GAN into a synthetic FER2013 CSV."""
+    from feraug.synth.sample import sample
+
+    result = sample(run_dir, n, emotion, out, seed=seed, use_ema=not no_ema)
+    click.echo(f"wrote {result.n} sampled {result.emotion} faces to {result.csv}\n"
                f"provenance: {result.provenance}\ngrid: {result.grid}")  # fmt: skip
 
 
@@ -428,7 +478,7 @@ def _without_orphans(real, syn, prov: dict, path: Path) -> tuple:  # noqa: ANN00
     """Drop synthetic faces whose source the label source left out of ``real`` (they are in no split: no leak)."""
     import numpy as np
 
-    keep = np.isin(prov["source_row"], real.rows)
+    keep = np.isin(prov["source_row"], real.rows) | (prov["source_row"] == -1)  # -1: sampled, no source
     if keep.all():
         return syn, prov
     click.echo(f"{path}: {int((~keep).sum())} synthetic faces left out: FER+ gives their source faces no "
@@ -556,6 +606,13 @@ def _training_pool(data):  # noqa: ANN001, ANN202 - FaceDataset, imported lazily
     return data.split("Training") if "Training" in data.splits else data
 
 
+def _translation_sources(prov: dict | None) -> Any:
+    """The source rows of a translated set's faces; None for a set without provenance or sampled from noise."""
+    if prov is None or (prov["source_row"] < 0).any():
+        return None
+    return prov["source_row"]
+
+
 def _judged_set(synthetic: Path, provenance: Path | None, data: str | None, target: str | None, seed: int,
                 judge_k: int, judge_sets: tuple[str, ...], judge_cache: Path | None, quiet: bool, skip_bad_rows: bool,
                 no_cache: bool) -> dict[str, Any]:  # fmt: skip
@@ -614,7 +671,7 @@ def quality(synthetic: Path, provenance: Path | None, data: str | None, target: 
     syn, prov, pool, target_label, judge, cfg = (j[k] for k in ("syn", "prov", "pool", "target", "judge", "cfg"))
     out = out or synthetic.with_name(synthetic.name.removesuffix(".gz").removesuffix(".csv") + ".quality")
     report = measure_quality(syn, pool, judge, target=target_label,
-                             source_rows=prov["source_row"] if prov is not None else None,
+                             source_rows=_translation_sources(prov),
                              source=emotion_index(source) if source is not None else None,
                              out_dir=out, seed=seed, log=None if quiet else click.echo)  # fmt: skip
     click.echo(f"\n{report.info['source']} -> {report.info['target']}: {len(syn)} synthetic faces, judged by "
@@ -658,9 +715,10 @@ def select(synthetic: Path, provenance: Path | None, data: str | None, target: s
                     no_cache)  # fmt: skip
     syn, prov, pool, judge = j["syn"], j["prov"], j["pool"], j["judge"]
     sources = source_folds = None
-    if prov is not None:
+    source_rows = _translation_sources(prov)
+    if source_rows is not None:
         index = {int(r): i for i, r in enumerate(pool.rows)}
-        pos = np.array([index.get(int(r), -1) for r in prov["source_row"]])
+        pos = np.array([index.get(int(r), -1) for r in source_rows])
         if (pos < 0).any():
             raise click.UsageError(f"{int((pos < 0).sum())} synthetic faces name source rows outside the training "
                                    "faces of --data: pass the data the generator was trained on")  # fmt: skip

@@ -131,6 +131,88 @@ class CycleGANConfig(Strict):
         return self
 
 
+class NoiseDataConfig(Strict):
+    """Which faces a noise GAN learns to sample."""
+
+    data: str = Field("toy", description="FER2013 CSV, image folder, or toy[:N[:SEED]]")
+    classes: list[str] = Field(["neutral"], min_length=1, description="emotions to learn, or [all]")
+    size: int = Field(48, ge=8, description="image side length; multiple of 8")
+    split: str = Field("Training", description="split to train on (never the test split)")
+    balanced: bool = Field(False, description="draw every class equally often (class-conditional training)")
+    exclude: str | None = Field(None, description="a `feraug filter` report (.filter.json) of this data: its "
+                                "dropped rows are left out of training")  # fmt: skip
+
+    @field_validator("classes")
+    @classmethod
+    def _emotions(cls, value: list[str]) -> list[str]:
+        if [v.lower() for v in value] == ["all"]:
+            return [emotion_name(k) for k in range(7)]
+        names = [emotion_name(emotion_index(v)) for v in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"classes lists an emotion twice: {names}")
+        return names
+
+    @field_validator("size")
+    @classmethod
+    def _multiple_of_8(cls, value: int) -> int:
+        if value % 8:
+            raise ValueError(f"size must be a multiple of 8 (three stride-2 stages), got {value}")
+        return value
+
+
+class NoiseNetConfig(Strict):
+    """DCGAN generator / discriminator sizes (:mod:`feraug.nets.noise_gan_nets`)."""
+
+    z_dim: int = Field(100, ge=1)
+    ngf: int = Field(64, ge=1)
+    ndf: int = Field(64, ge=1)
+    d_norm: Literal["batch", "layer", "none"] = Field("batch", description="none or layer for WGAN-GP critics")
+    conditional: bool = Field(False, description="one model for all classes: conditional BN in G, projection D")
+
+
+class NoiseLossConfig(Strict):
+    """The adversarial objective of a noise GAN."""
+
+    gan_mode: GanMode = "bce"
+    real_label: float = Field(1.0, gt=0.0, le=1.0, description="one-sided label smoothing for D")
+    lambda_gp: float = Field(10.0, ge=0.0, description="gradient penalty weight (wgan-gp)")
+    n_critic: int = Field(1, ge=1, description="discriminator steps per generator step (each on a fresh batch)")
+
+
+class NoiseOptimConfig(Strict):
+    """Optimizers, schedule, batch and augmentation of a noise GAN."""
+
+    lr_g: float = Field(2e-4, gt=0.0)
+    lr_d: float = Field(2e-4, gt=0.0)
+    beta1: float = Field(0.5, ge=0.0, lt=1.0)
+    beta2: float = Field(0.999, ge=0.0, lt=1.0)
+    epochs: int = Field(25, ge=1, description="epochs at constant learning rate")
+    epochs_decay: int = Field(0, ge=0, description="further epochs with linear decay to 0")
+    batch_size: int = Field(64, ge=2, description="batch norm needs at least 2 faces")
+    augment: bool = Field(False, description="random flip and small affine jitter of the real faces")
+
+
+class NoiseGANConfig(Strict):
+    """A complete noise-GAN run (DCGAN, WGAN-GP or class-conditional): z -> a face of a class."""
+
+    preset: str = "dcgan"
+    data: NoiseDataConfig = NoiseDataConfig()
+    net: NoiseNetConfig = NoiseNetConfig()
+    loss: NoiseLossConfig = NoiseLossConfig()
+    optim: NoiseOptimConfig = NoiseOptimConfig()
+    train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NoiseGANConfig:
+        if self.loss.gan_mode == "wgan-gp":
+            if self.loss.real_label != 1.0:
+                raise ValueError("loss.real_label must be 1.0 with gan_mode wgan-gp (critics have no labels)")
+            if self.net.d_norm == "batch":
+                raise ValueError("net.d_norm=batch with gan_mode wgan-gp: the gradient penalty is per face, batch "
+                                 "norm makes each score depend on the batch; use none or layer")  # fmt: skip
+        return self
+
+
 def available_presets(family: str = "cyclegan") -> list[str]:
     """Names of the shipped presets of a model family."""
     folder = resources.files("feraug") / "presets"

@@ -117,6 +117,9 @@ def concat(real: FaceDataset, synthetic: FaceDataset) -> FaceDataset:
 def source_positions(data: FaceDataset, synthetic: FaceDataset, provenance: dict[str, np.ndarray]) -> np.ndarray:
     """Position in ``data`` of each synthetic face's source, from provenance ``source_row`` and ``data.rows``.
 
+    A sampled face (``source_row`` -1, :mod:`feraug.synth.sample`) has no source: position -1, which
+    no fold holds out, so the guard keeps it.
+
     Provenance rows are matched to synthetic faces by ``synthetic_row`` (the synthetic face's
     row in its CSV, i.e. ``synthetic.rows``). Every mismatch is an error, not a warning: a
     synthetic set whose sources cannot be located cannot be guarded against leakage.
@@ -142,17 +145,18 @@ def source_positions(data: FaceDataset, synthetic: FaceDataset, provenance: dict
     real_order = np.argsort(data.rows)
     pos = np.searchsorted(data.rows, src_rows[at], sorter=real_order)
     pos = real_order[np.minimum(pos, len(data) - 1)]
-    unknown = data.rows[pos] != src_rows[at]
+    sampled = src_rows[at] == -1  # `feraug sample`: made from noise, no source face to guard
+    unknown = (data.rows[pos] != src_rows[at]) & ~sampled
     if unknown.any():
         raise ValueError(f"{int(unknown.sum())} provenance source_row value(s) are not rows of {data.source} "
                          f"(e.g. {int(src_rows[at][unknown][0])}): was the synthetic set made from another "
                          "dataset?")  # fmt: skip
-    return pos.astype(np.int64)
+    return np.where(sampled, -1, pos).astype(np.int64)
 
 
 def synthetic_faces_grid(data: FaceDataset, synthetic: FaceDataset, sources: np.ndarray, folder: Path,
                          k: int = 10) -> dict[str, str]:  # fmt: skip
-    """Draw the report's grid of synthetic faces under their sources; returns its file name and caption.
+    """Draw the report's grid of synthetic faces under their sources (if any); returns its file name and caption.
 
     A reader should see the faces before the tables that judge them. When ``feraug quality`` has
     scored this very set (its ``quality.json`` in ``<csv>.quality`` beside the CSV, one score per
@@ -181,8 +185,11 @@ def synthetic_faces_grid(data: FaceDataset, synthetic: FaceDataset, sources: np.
     rows, names = [], []
     for label, idx in groups:
         t = torch.from_numpy(np.ascontiguousarray(idx))
-        rows += [data.images[torch.from_numpy(sources[idx])], synthetic.images[t]]
-        names += [f"{label} source".strip(), f"{label} synthetic".strip()]
+        if (sources[idx] >= 0).all():
+            rows.append(data.images[torch.from_numpy(sources[idx])])
+            names.append(f"{label} source".strip())
+        rows.append(synthetic.images[t])
+        names.append(f"{label} synthetic".strip())
     name = "synthetic_faces.png"
     save_image(labelled_grid(rows, names, label_width=110), folder / name)
     return {"file": name, "caption": caption}

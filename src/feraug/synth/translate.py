@@ -22,7 +22,7 @@ from feraug.data.classes import emotion_index
 from feraug.data.dataset import FaceDataset
 from feraug.data.fer2013 import write_fer2013_csv
 from feraug.data.load import load_dataset, without_filtered_rows
-from feraug.nets.gan_nets import ResnetGenerator
+from feraug.nets.registry import build_gan_net
 from feraug.report.grid import labelled_grid, save_image
 from feraug.train.checkpoint import file_sha256, load_checkpoint
 from feraug.train.seeding import SELECT, derive_seed
@@ -53,7 +53,7 @@ def provenance_path(csv_path: Path) -> Path:
 class Translator:
     """One direction of a trained CycleGAN, ready to apply to ``uint8`` faces."""
 
-    net: ResnetGenerator
+    net: torch.nn.Module
     config: CycleGANConfig
     source: str
     target: str
@@ -90,7 +90,7 @@ def load_translator(run: str | Path, source: str, *, use_ema: bool = True) -> Tr
             f"run {run} translates {cfg.data.source} <-> {cfg.data.target}; cannot translate from {source!r}"
         )
     weights = "ema" if use_ema and name in state["ema"] else "raw"
-    net = ResnetGenerator(**state["arch"][name])
+    net = build_gan_net(state["arch"][name])
     net.load_state_dict(state["ema" if weights == "ema" else "networks"][name])
     return Translator(net.eval(), cfg, src, tgt, weights, ckpt, int(state["step"]))
 

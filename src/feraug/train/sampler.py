@@ -72,3 +72,73 @@ class DomainSampler:
     def fixed(self, n: int) -> dict[str, torch.Tensor]:
         """The first ``n`` faces of each domain (a fixed set for sample grids), unaugmented."""
         return {name: to_float(images[:n]) for name, images in self.domains.items()}
+
+
+class LabelledSampler:
+    """Batches ``{"image": float [B,1,H,W], "label": long [B]}`` of one labelled set, optionally class-balanced.
+
+    Plain: an epoch is one shuffled pass, ``ceil(N / batch_size)`` steps (the last batch wraps into a
+    second permutation). ``balanced``: every draw picks a class uniformly, then one of its faces, so a
+    class-conditional GAN sees Disgust as often as Happy; the epoch keeps the same length. Either order
+    depends only on ``(seed, epoch)``, as :class:`DomainSampler`'s does, so resume is exact.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        *,
+        seed: int,
+        device: torch.device,
+        balanced: bool = False,
+        augment: bool = False,
+        steps_per_epoch: int | None = None,
+        shard: slice | None = None,
+    ) -> None:
+        if images.shape[0] == 0:
+            raise ValueError("no images to train on")
+        if labels.shape[0] != images.shape[0]:
+            raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
+        self.images = images.to(device)
+        self.labels = labels.to(device=device, dtype=torch.long)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.device = device
+        self.balanced = balanced
+        self.augment = augment
+        self.shard = shard or slice(None)
+        full = math.ceil(images.shape[0] / batch_size)
+        self.steps_per_epoch = min(full, steps_per_epoch) if steps_per_epoch else full
+        self._members = [torch.nonzero(labels == k).flatten() for k in torch.unique(labels).tolist()]
+        self._epoch = -1
+        self._order = torch.zeros(0, dtype=torch.long)
+
+    def _order_for(self, epoch: int) -> torch.Tensor:
+        if epoch != self._epoch:
+            g = generator(self.seed, ORDER, epoch)
+            need = self.steps_per_epoch * self.batch_size
+            n = self.images.shape[0]
+            if self.balanced:
+                which = torch.randint(len(self._members), (need,), generator=g)
+                pick = torch.empty(need, dtype=torch.long)
+                for k, members in enumerate(self._members):
+                    at = which == k
+                    pick[at] = members[torch.randint(members.numel(), (int(at.sum()),), generator=g)]
+                order = pick
+            else:
+                order = torch.cat([torch.randperm(n, generator=g) for _ in range(math.ceil(need / n))])[:need]
+            self._order, self._epoch = order.to(self.device), epoch
+        return self._order
+
+    def batch(self, epoch: int, index: int, gen: torch.Generator | None) -> dict[str, torch.Tensor]:
+        """This process's shard of batch ``index`` of ``epoch``; ``gen`` drives augmentation."""
+        at = self._order_for(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
+        x = to_float(self.images[at])
+        x = flip_affine(x, gen) if self.augment else x
+        return {"image": x[self.shard], "label": self.labels[at][self.shard]}
+
+    def fixed(self, n: int) -> dict[str, torch.Tensor]:
+        """Up to ``n`` faces of every class (the first ones), unaugmented: the real row of a sample grid."""
+        at = torch.cat([members[:n] for members in self._members])
+        return {"image": to_float(self.images[at.to(self.device)]), "label": self.labels[at.to(self.device)]}

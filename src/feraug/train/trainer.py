@@ -299,9 +299,12 @@ class Trainer:
 
     @torch.no_grad()
     def _update_ema(self) -> None:
+        """Average the weights; copy the buffers (batch-norm running statistics are already averages)."""
         for name, ema in self.ema.items():
-            src = list(self.model.networks[name].parameters())
-            torch._foreach_lerp_(list(ema.parameters()), src, 1.0 - self.ema_decay)
+            net = self.model.networks[name]
+            torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1.0 - self.ema_decay)
+            for mine, theirs in zip(ema.buffers(), net.buffers(), strict=True):
+                mine.copy_(theirs)
 
     def _accumulate(self, losses: dict[str, torch.Tensor]) -> None:
         for k, v in losses.items():
@@ -362,9 +365,20 @@ class Trainer:
         self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step)
 
     def sample_grid(self, epoch: int, n: int = 8) -> Path:
-        """The model's sample rows on a fixed set of faces, with EMA weights when kept."""
+        """The model's sample rows on fixed faces (or fixed noise), with EMA weights when kept, in eval mode.
+
+        Eval mode: a batch-norm generator must use its running statistics here, not the statistics of
+        the eight grid faces (nor update its running statistics from them).
+        """
         nets = {**self.model.networks, **self.ema}
-        rows, labels = self.model.sample_grid_rows(self.sampler.fixed(n), nets)
+        modes = {name: net.training for name, net in nets.items()}
+        for net in nets.values():
+            net.eval()
+        try:
+            rows, labels = self.model.sample_grid_rows(self.sampler.fixed(n), nets)
+        finally:
+            for name, net in nets.items():
+                net.train(modes[name])
         image = labelled_grid([to_uint8(r).cpu() for r in rows], labels, scale=2, label_width=110)
         path = save_image(image, self.run_dir / "samples" / f"epoch_{epoch:03d}.png")
         image.save(self.run_dir / "samples" / "latest.png")

@@ -1,0 +1,122 @@
+"""Model families by name: what ``feraug train FAMILY`` builds, and how its runs make faces.
+
+A family is one config class (its ``data``/``net``/``loss`` sections; ``optim`` and ``train``
+follow the shared shape), one model class satisfying :class:`~feraug.models.base.GANModel`, a
+function that loads the faces it trains on and one that batches them for the trainer, and the
+synthesizer its runs feed (``translate`` for translators, ``sample`` for noise GANs). Adding a
+GAN family is one module plus one entry here; the trainer, budgets, resume, torchrun, the CLI's
+``train`` group and checkpoint checks do not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from feraug.config import CycleGANConfig, NoiseGANConfig, Strict
+from feraug.data.classes import emotion_index
+from feraug.data.dataset import FaceDataset
+from feraug.data.load import load_dataset, without_filtered_rows
+from feraug.train.sampler import DomainSampler, LabelledSampler
+
+
+@dataclass(frozen=True)
+class Family:
+    """One trainable GAN family."""
+
+    name: str
+    config: type[Strict]
+    model: Callable[[Any, torch.device], Any]
+    load: Callable[[Any, FaceDataset | None], dict[str, FaceDataset]]
+    sampler: Callable[..., Any]
+    synthesizer: Literal["translate", "sample"]
+    summary: str
+
+
+def _training_faces(data_cfg: Any, data: FaceDataset | None) -> FaceDataset:
+    """The configured split of the configured data, without a filter report's dropped rows."""
+    data = data if data is not None else load_dataset(data_cfg.data, size=data_cfg.size)
+    if data_cfg.exclude is not None:
+        data = without_filtered_rows(data, data_cfg.exclude)
+    return data.split(data_cfg.split) if data.splits else data
+
+
+def cyclegan_domains(cfg: CycleGANConfig, data: FaceDataset | None = None) -> dict[str, FaceDataset]:
+    """The source (``a``) and target (``b``) faces of the configured training split."""
+    d = cfg.data
+    pool = _training_faces(d, data)
+    out = {}
+    for key, emotion in (("a", d.source), ("b", d.target)):
+        faces = pool.of_class(emotion_index(emotion))
+        if d.max_per_domain is not None and len(faces) > d.max_per_domain:
+            faces = faces.subset(range(d.max_per_domain))
+        out[key] = faces
+    return out
+
+
+def noise_gan_faces(cfg: NoiseGANConfig, data: FaceDataset | None = None) -> dict[str, FaceDataset]:
+    """``{"faces": ...}``: the configured classes' training faces, labels renumbered to positions in ``classes``."""
+    pool = _training_faces(cfg.data, data)
+    labels = pool.labels.numpy()
+    wanted = [emotion_index(c) for c in cfg.data.classes]
+    keep = [i for i, y in enumerate(labels) if y in wanted]
+    faces = pool.subset(keep)
+    for c, k in zip(cfg.data.classes, wanted, strict=True):
+        if not (faces.labels == k).any():
+            raise ValueError(f"no {c} faces in the {cfg.data.split} split of {cfg.data.data}: nothing to learn")
+    position = {k: i for i, k in enumerate(wanted)}
+    renumbered = torch.tensor([position[int(y)] for y in faces.labels], dtype=torch.long)
+    return {"faces": FaceDataset(faces.images, renumbered, faces.usage, faces.rows, source=faces.source)}
+
+
+def _domain_sampler(cfg: CycleGANConfig, faces: dict[str, FaceDataset], *, device: torch.device,
+                    shard: slice) -> DomainSampler:  # fmt: skip
+    return DomainSampler({k: v.images for k, v in faces.items()}, cfg.optim.batch_size, seed=cfg.train.seed,
+                         device=device, augment=cfg.optim.augment, steps_per_epoch=cfg.train.steps_per_epoch,
+                         shard=shard)  # fmt: skip
+
+
+def _labelled_sampler(cfg: NoiseGANConfig, faces: dict[str, FaceDataset], *, device: torch.device,
+                      shard: slice) -> LabelledSampler:  # fmt: skip
+    f = faces["faces"]
+    return LabelledSampler(f.images, f.labels, cfg.optim.batch_size, seed=cfg.train.seed, device=device,
+                           balanced=cfg.data.balanced, augment=cfg.optim.augment,
+                           steps_per_epoch=cfg.train.steps_per_epoch, shard=shard)  # fmt: skip
+
+
+def _cyclegan(cfg: CycleGANConfig, device: torch.device) -> Any:
+    from feraug.models.cyclegan import CycleGAN
+
+    return CycleGAN(cfg, device)
+
+
+def _noise_gan(cfg: NoiseGANConfig, device: torch.device) -> Any:
+    from feraug.models.noise_gan import NoiseGAN
+
+    return NoiseGAN(cfg, device)
+
+
+FAMILIES: dict[str, Family] = {
+    "cyclegan": Family("cyclegan", CycleGANConfig, _cyclegan, cyclegan_domains, _domain_sampler, "translate",
+                       "translate SOURCE faces into TARGET faces (seed 000's CycleGANs)"),
+    "dcgan": Family("dcgan", NoiseGANConfig, _noise_gan, noise_gan_faces, _labelled_sampler, "sample",
+                    "sample new faces of a class from noise (seed 000's Fake GAN: DCGAN, WGAN-GP, conditional)"),
+}  # fmt: skip
+
+
+def get_family(name: str) -> Family:
+    """The family called ``name``, or an error listing the known ones."""
+    if name not in FAMILIES:
+        raise ValueError(f"unknown model family {name!r}: expected one of {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def family_of(cfg: Strict) -> Family:
+    """The family whose config class ``cfg`` is."""
+    for family in FAMILIES.values():
+        if type(cfg) is family.config:
+            return family
+    raise TypeError(f"{type(cfg).__name__} is not the config of a registered model family")

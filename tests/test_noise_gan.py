@@ -1,0 +1,196 @@
+"""The noise-GAN family (DCGAN, WGAN-GP, class-conditional) on the shared engine, and `feraug sample`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from feraug.api import train
+from feraug.cli import main
+from feraug.config import ConfigError, NoiseGANConfig, build_config, parse_override
+from feraug.data import FaceDataset, load_fer2013_csv, make_toy_faces
+from feraug.evaluate.experiment import build_arms, source_positions
+from feraug.evaluate.protocols import standard_protocol
+from feraug.models.registry import FAMILIES, get_family, noise_gan_faces
+from feraug.nets.noise_gan_nets import NoiseDiscriminator, NoiseGenerator
+from feraug.nets.registry import build_gan_net
+from feraug.synth.sample import sample
+from feraug.synth.translate import read_provenance
+from feraug.train.checkpoint import CheckpointError, load_checkpoint
+from feraug.train.sampler import LabelledSampler
+from feraug.train.trainer import checkpoint_path
+
+TINY = ["net.ngf=8", "net.ndf=8", "net.z_dim=16", "optim.batch_size=8", "train.log_every=2"]
+
+
+@pytest.fixture(scope="module")
+def faces() -> FaceDataset:
+    return make_toy_faces(n=400, seed=1)
+
+
+def config(preset: str, *sets: str) -> NoiseGANConfig:
+    cfg = build_config(NoiseGANConfig, preset=preset, family="dcgan",
+                       overrides=[parse_override(s) for s in (*TINY, *sets)])  # fmt: skip
+    assert isinstance(cfg, NoiseGANConfig)
+    return cfg
+
+
+def test_networks_shapes_conditioning_and_rebuild_by_name() -> None:
+    torch.manual_seed(0)
+    g, d = NoiseGenerator(z_dim=16, ngf=8), NoiseDiscriminator(ndf=8, norm="none")
+    x = g(torch.randn(5, 16))
+    assert x.shape == (5, 1, 48, 48) and x.abs().max() <= 1.0
+    assert d(x).shape == (5,)
+    cg, cd = NoiseGenerator(z_dim=16, ngf=8, n_classes=7).eval(), NoiseDiscriminator(ndf=8, n_classes=7, norm="none")
+    z = torch.randn(3, 16)
+    with pytest.raises(ValueError, match="class-conditional: pass the class labels"):
+        cg(z)
+    a, b = cg(z, torch.zeros(3, dtype=torch.long)), cg(z, torch.full((3,), 4))
+    with torch.no_grad():
+        cg.blocks[0].norm.scale.weight[4] += 1.0  # class 4's scale differs from class 0's
+    assert not torch.equal(cg(z, torch.full((3,), 4)), b) and torch.equal(cg(z, torch.zeros(3, dtype=torch.long)), a)
+    # The projection term: the score moves with the class by <embed(y), phi(x)>, nothing else changes.
+    y0, y1 = torch.zeros(3, dtype=torch.long), torch.ones(3, dtype=torch.long)
+    h = cd.body(a)
+    expected = ((cd.embed.weight[1] - cd.embed.weight[0]) * h).sum(1)
+    assert torch.allclose(cd(a, y1) - cd(a, y0), expected, atol=1e-4)
+    rebuilt = build_gan_net(cg.arch)
+    assert isinstance(rebuilt, NoiseGenerator) and rebuilt.arch == cg.arch
+    with pytest.raises(ValueError, match="unknown GAN network 'vae'"):
+        build_gan_net({"name": "vae"})
+    with pytest.raises(ValueError, match="size divisible by 8"):
+        NoiseGenerator(size=44)
+
+
+def test_labelled_sampler_balances_classes_and_is_a_function_of_seed_and_epoch() -> None:
+    labels = torch.tensor([0] * 90 + [1] * 10)
+    images = torch.arange(100, dtype=torch.uint8).view(100, 1, 1).expand(100, 4, 4).contiguous()
+    plain = LabelledSampler(images, labels, 10, seed=3, device=torch.device("cpu"))
+    seen = torch.cat([plain.batch(0, i, None)["label"] for i in range(plain.steps_per_epoch)])
+    assert plain.steps_per_epoch == 10 and int((seen == 1).sum()) == 10  # one pass: every face once
+    balanced = LabelledSampler(images, labels, 10, seed=3, device=torch.device("cpu"), balanced=True)
+    drawn = torch.cat([balanced.batch(e, i, None)["label"] for e in range(20) for i in range(10)])
+    share = float((drawn == 1).float().mean())
+    assert abs(share - 0.5) < 0.05  # 2,000 draws: sd of the share 0.011
+    again = LabelledSampler(images, labels, 10, seed=3, device=torch.device("cpu"), balanced=True)
+    assert torch.equal(again.batch(7, 3, None)["image"], balanced.batch(7, 3, None)["image"])
+    batch = balanced.batch(0, 0, None)
+    pixel = ((batch["image"][:, 0, 0, 0] + 1) * 127.5).round().long()  # to_float maps 0..255 to -1..1
+    assert torch.equal(labels[pixel], batch["label"])  # each label belongs to its image
+
+
+def test_configs_name_what_is_wrong() -> None:
+    assert config("cdcgan").data.classes == ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
+    with pytest.raises(ConfigError, match="unknown emotion"):
+        config("dcgan", "data.classes=[grumpy]")
+    with pytest.raises(ConfigError, match="d_norm=batch with gan_mode wgan-gp"):
+        config("wgan-gp", "net.d_norm=batch")
+    with pytest.raises(ConfigError, match=r"net\.width: unknown key"):
+        config("dcgan", "net.width=3")
+    with pytest.raises(ConfigError, match="not a dcgan preset"):
+        build_config(NoiseGANConfig, preset="cyclegan", family="dcgan")
+    with pytest.raises(ValueError, match="unknown model family 'vae'"):
+        get_family("vae")
+    assert set(FAMILIES) >= {"cyclegan", "dcgan"}
+
+
+def test_class_faces_are_renumbered_and_an_absent_class_is_an_error(faces: FaceDataset) -> None:
+    got = noise_gan_faces(config("dcgan", "data.classes=[disgust, happy]"), faces)["faces"]
+    labels = faces.split("Training").labels if faces.splits else faces.labels
+    assert len(got) == int(((labels == 1) | (labels == 3)).sum())
+    assert set(got.labels.tolist()) == {0, 1}  # Disgust -> 0, Happy -> 1
+    only_neutral = faces.subset(np.flatnonzero(faces.labels.numpy() == 6))
+    with pytest.raises(ValueError, match="no Disgust faces"):
+        noise_gan_faces(config("dcgan", "data.classes=[disgust]"), only_neutral)
+
+
+def state_tensors(run: Path) -> dict[str, torch.Tensor]:
+    state = load_checkpoint(checkpoint_path(run))
+    out = {}
+    for group in ("networks", "ema"):
+        for net, sd in state[group].items():
+            out.update({f"{group}.{net}.{k}": v for k, v in sd.items()})
+    for name, opt in state["optimizers"].items():
+        for pid, s in opt["state"].items():
+            out.update({f"opt.{name}.{pid}.{k}": v for k, v in s.items() if torch.is_tensor(v)})
+    return out
+
+
+@pytest.mark.parametrize("preset", ["dcgan", "wgan-gp", "cdcgan"])
+def test_every_preset_trains_and_resumes_bitwise(tmp_path: Path, faces: FaceDataset, preset: str) -> None:
+    """Stopped at step 4 and resumed == straight, bit for bit (one process, one thread count)."""
+    sets = ["optim.epochs=1", "optim.epochs_decay=1", "train.steps_per_epoch=5", "train.ema_decay=0.9",
+            "optim.augment=true"]  # fmt: skip
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(config(preset, *sets), straight, data=faces, progress=False)
+    train(config(preset, *sets), split, data=faces, progress=False, stop_at=4)
+    train(config(preset, *sets), split, resume=True, data=faces, progress=False)
+    a, b = state_tensors(straight), state_tensors(split)
+    assert a.keys() == b.keys() and any(k.startswith("ema.G.") and "running_mean" in k for k in a)
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"resumed run differs in {different[:5]}"
+    log = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 10 and all(np.isfinite(r["D/loss"]) for r in log)
+    state = load_checkpoint(checkpoint_path(straight), family="dcgan")
+    # n_critic: the generator took one step per n_critic discriminator steps.
+    n_critic = config(preset).loss.n_critic
+    g_steps = {int(s["step"]) for s in state["optimizers"]["G"]["state"].values()}
+    d_steps = {int(s["step"]) for s in state["optimizers"]["D"]["state"].values()}
+    assert d_steps == {10} and g_steps == {10 // n_critic}
+    # The EMA generator carries the live generator's batch-norm statistics, not those of its init.
+    ema, live = state["ema"]["G"], state["networks"]["G"]
+    stats = [k for k in live if k.endswith("running_mean")]
+    assert stats and all(torch.equal(ema[k], live[k]) for k in stats)
+    assert (straight / "samples" / "latest.png").is_file()
+
+
+def test_sample_cli_writes_rows_provenance_and_refuses_what_it_cannot(tmp_path: Path) -> None:
+    runner = CliRunner()
+    run = tmp_path / "gan"
+    r = runner.invoke(main, ["train", "dcgan", "--data", "toy:600", "--preset", "cdcgan", "--set", "net.ngf=8",
+                             "--set", "net.ndf=8", "--batch-size", "8", "--epochs", "1", "--steps-per-epoch", "3",
+                             "--out", str(run), "--quiet"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "disgust.csv"
+    r = runner.invoke(main, ["sample", "--run", str(run), "--class", "disgust", "--n", "20", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    syn = load_fer2013_csv(out, cache_dir=False)
+    assert len(syn) == 20 and set(syn.labels.tolist()) == {1}
+    prov = read_provenance(out.with_name("disgust.provenance.csv"))
+    assert (prov["source_row"] == -1).all() and prov["direction"][0] == "noise->disgust"
+    again = tmp_path / "again.csv"
+    runner.invoke(main, ["sample", "--run", str(run), "--class", "disgust", "--n", "20", "--out", str(again)])
+    assert out.read_bytes() == again.read_bytes()  # the seed fixes the faces
+    assert (tmp_path / "disgust.png").is_file()
+
+    neutral = tmp_path / "neutral"
+    r = runner.invoke(main, ["train", "dcgan", "--data", "toy:600", "--set", "net.ngf=8", "--set", "net.ndf=8",
+                             "--batch-size", "8", "--epochs", "1", "--steps-per-epoch", "2", "--out", str(neutral),
+                             "--quiet"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["sample", "--run", str(neutral), "--class", "disgust", "--n", "5", "--out", str(out)])
+    assert r.exit_code != 0 and "learned Neutral; it cannot sample Disgust" in r.output
+    r = runner.invoke(main, ["translate", "--run", str(neutral), "--n", "5", "--from", "neutral", "--out", str(out)])
+    assert r.exit_code != 0 and "checkpoint of a 'dcgan' model, expected 'cyclegan'" in r.output
+    with pytest.raises(CheckpointError, match="checkpoint of a 'dcgan' model"):
+        load_checkpoint(checkpoint_path(neutral), family="cyclegan")
+
+
+def test_experiment_keeps_sampled_faces_they_have_no_source_to_leak(tmp_path: Path) -> None:
+    data = make_toy_faces(n=500, seed=2)
+    run = tmp_path / "gan"
+    train(config("dcgan", "data.classes=[disgust]", "optim.epochs=1", "train.steps_per_epoch=2"), run, data=data,
+          progress=False)  # fmt: skip
+    result = sample(run, 12, "disgust", tmp_path / "s.csv")
+    syn = load_fer2013_csv(result.csv, cache_dir=False)
+    prov = read_provenance(result.provenance)
+    sources = source_positions(data, syn, prov)
+    assert (sources == -1).all()
+    (fold,) = standard_protocol(data)
+    arms = build_arms(fold, data.labels.numpy(), syn.labels.numpy(), sources, balance=None, seed=0, n_classes=7)
+    assert arms.dropped.size == 0 and int(arms.added.sum()) == 12

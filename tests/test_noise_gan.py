@@ -194,3 +194,28 @@ def test_experiment_keeps_sampled_faces_they_have_no_source_to_leak(tmp_path: Pa
     (fold,) = standard_protocol(data)
     arms = build_arms(fold, data.labels.numpy(), syn.labels.numpy(), sources, balance=None, seed=0, n_classes=7)
     assert arms.dropped.size == 0 and int(arms.added.sum()) == 12
+
+
+def test_translate_from_sampled_sources(tmp_path: Path) -> None:
+    """Seed 000's composition: a noise GAN's Neutral faces as the CycleGAN's sources, no real face consumed."""
+    runner = CliRunner()
+    cyc, noise = tmp_path / "cyc", tmp_path / "noise"
+    tiny = ["--set", "net.ngf=8", "--set", "net.n_blocks=1", "--set", "net.ndf=8"]
+    r = runner.invoke(main, ["train", "cyclegan", "--data", "toy:600", "--source", "neutral", "--target", "disgust",
+                             *tiny, "--epochs", "1", "--epochs-decay", "0", "--steps-per-epoch", "2", "--out", str(cyc),
+                             "--quiet"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["train", "dcgan", "--data", "toy:600", "--class", "neutral", "--set", "net.ngf=8",
+                             "--set", "net.ndf=8", "--batch-size", "8", "--epochs", "1", "--steps-per-epoch", "2",
+                             "--out", str(noise), "--quiet"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "fake_disgust.csv"
+    r = runner.invoke(main, ["translate", "--run", str(cyc), "--n", "9", "--from", "neutral", "--sources", str(noise),
+                             "--out", str(out)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    prov = read_provenance(out.with_name("fake_disgust.provenance.csv"))
+    assert (prov["source_row"] == -1).all() and set(prov["direction"]) == {"noise->neutral->disgust"}
+    assert set(load_fer2013_csv(out, cache_dir=False).labels.tolist()) == {1}
+    r = runner.invoke(main, ["translate", "--run", str(cyc), "--n", "9", "--from", "neutral", "--sources", str(cyc),
+                             "--out", str(out)])  # fmt: skip
+    assert r.exit_code != 0 and "checkpoint of a 'cyclegan' model, expected 'dcgan'" in r.output

@@ -269,12 +269,14 @@ def train_dcgan(data: str | None, classes: str | None, preset: str | None, **run
 )
 @click.option("--seed", default=0, show_default=True, help="Which training faces are translated.")
 @click.option("--no-ema", is_flag=True, help="Use the raw generator even when EMA weights exist.")
+@click.option("--sources", "sources_run", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A noise-GAN run (feraug train dcgan) that samples the --from faces instead of taking real ones.")
 @user_errors
-def translate(run_dir: Path, n: int, source: str, out: Path, seed: int, no_ema: bool) -> None:
-    """Translate N training faces with a trained CycleGAN into a synthetic FER2013 CSV."""
+def translate(run_dir: Path, n: int, source: str, out: Path, seed: int, no_ema: bool, sources_run: Path | None) -> None:
+    """Translate N training faces (or N faces sampled by --sources) with a trained CycleGAN into a FER2013 CSV."""
     from feraug.synth.translate import translate as run_translate
 
-    result = run_translate(run_dir, n, source, out, seed=seed, use_ema=not no_ema)
+    result = run_translate(run_dir, n, source, out, seed=seed, use_ema=not no_ema, sources=sources_run)
     click.echo(f"wrote {result.n} {result.direction} faces to {result.csv}\n"
                f"provenance: {result.provenance}\ngrid: {result.grid}")  # fmt: skip
 

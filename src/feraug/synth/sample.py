@@ -42,13 +42,24 @@ class SampleResult:
     emotion: str
 
 
-def sample(run: str | Path, n: int, emotion: str, out: str | Path, *, seed: int = 0, use_ema: bool = True,
-           batch_size: int = 256) -> SampleResult:  # fmt: skip
-    """Draw ``n`` faces of ``emotion`` from the noise GAN of ``run`` (EMA weights when kept), in eval mode."""
+@dataclass(frozen=True)
+class Drawn:
+    """Faces drawn from a noise GAN, and what drew them (for provenance)."""
+
+    faces: torch.Tensor  # uint8 [N, H, W]
+    emotion: str
+    config: NoiseGANConfig
+    checkpoint: Path
+    weights: str
+    step: int
+
+
+def draw(run: str | Path, n: int, emotion: str, *, seed: int = 0, use_ema: bool = True,
+         batch_size: int = 256) -> Drawn:  # fmt: skip
+    """``n`` faces of ``emotion`` from the noise GAN of ``run`` (EMA weights when kept), in eval mode."""
     if n < 1:
         raise ValueError(f"asked for {n} faces; need at least 1")
-    run = Path(run)
-    ckpt = checkpoint_path(run)
+    ckpt = checkpoint_path(Path(run))
     state = load_checkpoint(ckpt, family="dcgan")
     cfg = NoiseGANConfig.model_validate(state["config"])
     name = emotion_name(emotion_index(emotion))
@@ -58,29 +69,36 @@ def sample(run: str | Path, n: int, emotion: str, out: str | Path, *, seed: int 
     net = build_gan_net(state["arch"]["G"])
     net.load_state_dict(state["ema" if weights == "ema" else "networks"]["G"])
     net.eval()
-    g = generator(seed, SAMPLE, n)
-    z = torch.randn(n, cfg.net.z_dim, generator=g)
+    z = torch.randn(n, cfg.net.z_dim, generator=generator(seed, SAMPLE, n))
     k = cfg.data.classes.index(name)
     with torch.no_grad():
         faces = torch.cat([to_uint8(net(z[i : i + batch_size], torch.full((min(batch_size, n - i),), k)
                                         if cfg.net.conditional else None))
                            for i in range(0, n, batch_size)])  # fmt: skip
-    label = emotion_index(name)
-    synthetic = FaceDataset(faces, torch.full((n,), label, dtype=torch.int64), np.full(n, "Training", dtype="<U11"),
-                            np.arange(n, dtype=np.int64), source=f"sample({run}, {name})")  # fmt: skip
+    return Drawn(faces, name, cfg, ckpt, weights, int(state["step"]))
+
+
+def sample(run: str | Path, n: int, emotion: str, out: str | Path, *, seed: int = 0,
+           use_ema: bool = True) -> SampleResult:  # fmt: skip
+    """Write ``n`` faces of ``emotion`` drawn from ``run`` (see :func:`draw`) as a synthetic set with provenance."""
+    run = Path(run)
+    d = draw(run, n, emotion, seed=seed, use_ema=use_ema)
+    label = emotion_index(d.emotion)
+    synthetic = FaceDataset(d.faces, torch.full((n,), label, dtype=torch.int64), np.full(n, "Training", dtype="<U11"),
+                            np.arange(n, dtype=np.int64), source=f"sample({run}, {d.emotion})")  # fmt: skip
     out = Path(out)
     write_fer2013_csv(synthetic, out)
-    sha = file_sha256(ckpt)
+    sha = file_sha256(d.checkpoint)
     prov = provenance_path(out)
-    direction = f"noise->{name}".lower()
+    direction = f"noise->{d.emotion}".lower()
     with prov.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(PROVENANCE_FIELDS)
         for i in range(n):
-            w.writerow([i, NO_SOURCE, NO_SOURCE, label, direction, sha, weights, str(run), int(state["step"]),
-                        cfg.data.data])  # fmt: skip
+            w.writerow([i, NO_SOURCE, NO_SOURCE, label, direction, sha, d.weights, str(run), d.step,
+                        d.config.data.data])  # fmt: skip
     shown = min(n, 64)
-    rows = [faces[i : i + 16] for i in range(0, shown, 16)]
-    grid = labelled_grid(rows, [f"fake {name.lower()}"] + [""] * (len(rows) - 1), scale=2, label_width=100)
+    rows = [d.faces[i : i + 16] for i in range(0, shown, 16)]
+    grid = labelled_grid(rows, [f"fake {d.emotion.lower()}"] + [""] * (len(rows) - 1), scale=2, label_width=100)
     grid_path = save_image(grid, out.with_name(out.name.removesuffix(".gz").removesuffix(".csv") + ".png"))
-    return SampleResult(out, prov, grid_path, n, name)
+    return SampleResult(out, prov, grid_path, n, d.emotion)

@@ -104,31 +104,46 @@ def translate(
     seed: int = 0,
     use_ema: bool = True,
     data: FaceDataset | None = None,
+    sources: str | Path | None = None,
 ) -> TranslationResult:
     """Translate ``n`` seeded training faces of emotion ``source`` with the generator of ``run``.
 
     ``source`` must be one of the run's two domains; the faces become the other domain's emotion.
     ``data`` overrides loading the run's dataset (it must be the same data the run trained on).
+    ``sources``: a noise-GAN run (``feraug train dcgan``) that samples the ``source`` faces instead
+    (seed 000's "Fake GAN as part of the CycleGAN": no real face is consumed, no real identity
+    copied); their provenance ``source_row`` is -1, as for sampled faces.
     """
     run = Path(run)
     tr = load_translator(run, source, use_ema=use_ema)
     cfg = tr.config
     src_label, target_label = emotion_index(tr.source), emotion_index(tr.target)
-    full = data if data is not None else load_dataset(cfg.data.data, size=cfg.data.size)
-    if cfg.data.exclude is not None:  # sources come from the faces the generator trained on
-        full = without_filtered_rows(full, cfg.data.exclude)
-    pool = full.split(cfg.data.split) if full.splits else full
-    faces = pool.of_class(src_label)
-    if not 1 <= n <= len(faces):
-        raise ValueError(f"asked for {n} translations but the {cfg.data.split} split has {len(faces)} "
-                         f"{faces.classes[src_label]} faces")  # fmt: skip
-    rng = np.random.default_rng(derive_seed(seed, SELECT))
-    faces = faces.subset(np.sort(rng.choice(len(faces), size=n, replace=False)))
-    fakes = tr(faces.images)
+    direction = tr.direction
+    if sources is not None:
+        from feraug.synth.sample import NO_SOURCE, draw
+
+        drawn = draw(sources, n, tr.source, seed=seed, use_ema=use_ema)
+        if drawn.faces.shape[-1] != cfg.data.size:
+            raise ValueError(f"{sources} samples {drawn.faces.shape[-1]}px faces but {run} translates "
+                             f"{cfg.data.size}px ones")  # fmt: skip
+        images, source_rows, direction = drawn.faces, np.full(n, NO_SOURCE), f"noise->{direction}"
+    else:
+        full = data if data is not None else load_dataset(cfg.data.data, size=cfg.data.size)
+        if cfg.data.exclude is not None:  # sources come from the faces the generator trained on
+            full = without_filtered_rows(full, cfg.data.exclude)
+        pool = full.split(cfg.data.split) if full.splits else full
+        faces = pool.of_class(src_label)
+        if not 1 <= n <= len(faces):
+            raise ValueError(f"asked for {n} translations but the {cfg.data.split} split has {len(faces)} "
+                             f"{faces.classes[src_label]} faces")  # fmt: skip
+        rng = np.random.default_rng(derive_seed(seed, SELECT))
+        faces = faces.subset(np.sort(rng.choice(len(faces), size=n, replace=False)))
+        images, source_rows = faces.images, faces.rows
+    fakes = tr(images)
 
     synthetic = FaceDataset(fakes, torch.full((n,), target_label, dtype=torch.int64),
                             np.full(n, "Training", dtype="<U11"), np.arange(n, dtype=np.int64),
-                            source=f"translate({run}, {tr.direction})")  # fmt: skip
+                            source=f"translate({run}, {direction})")  # fmt: skip
     out = Path(out)
     write_fer2013_csv(synthetic, out)
     sha = file_sha256(tr.checkpoint)
@@ -137,13 +152,14 @@ def translate(
         w = csv.writer(f)
         w.writerow(PROVENANCE_FIELDS)
         for i in range(n):
-            w.writerow([i, int(faces.rows[i]), src_label, target_label, tr.direction, sha, tr.weights, str(run),
-                        tr.step, cfg.data.data])  # fmt: skip
+            w.writerow([i, int(source_rows[i]), src_label, target_label, direction, sha, tr.weights, str(run), tr.step,
+                        cfg.data.data])  # fmt: skip
     k = min(n, 16)
-    grid = labelled_grid([faces.images[:k], fakes[:k]], [f"real {tr.source.lower()}", f"fake {tr.target.lower()}"],
+    kind = "real" if sources is None else "sampled"
+    grid = labelled_grid([images[:k], fakes[:k]], [f"{kind} {tr.source.lower()}", f"fake {tr.target.lower()}"],
                          scale=2, label_width=100)  # fmt: skip
     grid_path = save_image(grid, out.with_name(out.name.removesuffix(".gz").removesuffix(".csv") + ".png"))
-    return TranslationResult(out, prov, grid_path, n, tr.direction)
+    return TranslationResult(out, prov, grid_path, n, direction)
 
 
 def read_provenance(path: str | Path) -> dict[str, np.ndarray]:

@@ -411,3 +411,18 @@ def test_report_grid_shows_the_best_and_worst_faces_when_quality_scored_the_set(
     # A stale quality.json (another set's scores) is ignored rather than mislabelling faces.
     (tmp_path / "syn.quality" / "quality.json").write_text(json.dumps({"per_face": {"p_target": [0.5] * 7}}))
     assert "spread over the set" in synthetic_faces_grid(real, syn, sources, tmp_path / "c", k=4)["caption"]
+
+
+def test_kfold_report_states_the_generator_test_overlap(tmp_path: Path) -> None:
+    data = make_toy_faces(n=350, seed=2, class_weights=[1.0] * 7)
+    folds = kfold_protocol(data, n_per_class_test=10, repeats=1, folds=3)
+    syn, _ = synthetic_from(data, folds[0].train[:5])
+    overlap = {f.name: {"runs/gan": {"test": 70 + i, "val": 4}, "runs/old": None} for i, f in enumerate(folds)}
+    guard = {"n_synthetic": 5, "dropped_per_fold": {f.name: 1 for f in folds}, "generator_overlap": overlap,
+             "generator_overlap_mode": "report"}  # fmt: skip
+    results = experiment_results(fake_runs(folds, data.labels.numpy(), 1), protocol="kfold", data=data,
+                                 synthetic=syn, folds=folds, guard=guard, config={}, n_boot=200)  # fmt: skip
+    md = write_report(results, tmp_path)["markdown"].read_text()
+    assert ("Generator provenance: the generator of runs/gan trained on 70-72 test faces per fold "
+            "(generator_overlap=report: its faces were kept); it saw 4-4 validation faces") in md
+    assert "runs/old records no training rows" in md

@@ -219,3 +219,39 @@ def test_translate_from_sampled_sources(tmp_path: Path) -> None:
     r = runner.invoke(main, ["translate", "--run", str(cyc), "--n", "9", "--from", "neutral", "--sources", str(cyc),
                              "--out", str(out)])  # fmt: skip
     assert r.exit_code != 0 and "checkpoint of a 'cyclegan' model, expected 'dcgan'" in r.output
+
+
+def test_generator_provenance_guard_catches_a_planted_overlap(tmp_path: Path) -> None:
+    from feraug.evaluate.experiment import GeneratorOverlapError, Generators, generator_overlap, generators_of
+    from feraug.train.provenance import read_training_rows
+
+    data = make_toy_faces(n=500, seed=2)
+    run = tmp_path / "gan"
+    train(config("dcgan", "data.classes=[neutral]", "optim.epochs=1", "train.steps_per_epoch=1"), run, data=data,
+          progress=False)  # fmt: skip
+    rows = read_training_rows(run)
+    training = data.split("Training")
+    assert np.array_equal(rows, np.sort(training.rows[training.labels.numpy() == 6]))  # exactly its Neutral faces
+    result = sample(run, 6, "neutral", tmp_path / "s.csv")
+    syn = load_fer2013_csv(result.csv, cache_dir=False)
+    gens = generators_of(syn, read_provenance(result.provenance))
+    assert gens.runs == (str(run),) and (gens.face_run == 0).all()
+    (fold,) = standard_protocol(data)
+    overlap, tainted = generator_overlap(data, fold, gens, "refuse")  # trained on Training, tests on the rest
+    assert overlap[str(run)] == {"test": 0, "val": 0} and not tainted.any()  # val: PublicTest here
+
+    planted = Generators(np.array([0, 0, 1]), ("saw-test", "clean"),
+                         (data.rows[fold.tests["test"][:3]], data.rows[fold.train[:5]]))  # fmt: skip
+    with pytest.raises(GeneratorOverlapError, match="fold standard: the generator of saw-test trained on 3 of the"):
+        generator_overlap(data, fold, planted, "refuse")
+    overlap, tainted = generator_overlap(data, fold, planted, "drop")
+    assert overlap == {"saw-test": {"test": 3, "val": 0}, "clean": {"test": 0, "val": 0}}
+    assert tainted.tolist() == [True, True, False]
+    assert not generator_overlap(data, fold, planted, "report")[1].any()
+    arms = build_arms(fold, data.labels.numpy(), np.full(3, 1), np.full(3, -1), balance=None, seed=0, n_classes=7,
+                      tainted=tainted)  # fmt: skip
+    assert arms.dropped.tolist() == [0, 1] and int(arms.added.sum()) == 1
+
+    np.save(run / "training_rows.npy", rows[:-1], allow_pickle=False)  # an edited record
+    with pytest.raises(ValueError, match="does not match the hash"):
+        read_training_rows(run)

@@ -14,6 +14,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from feraug.config import Strict
@@ -22,6 +23,7 @@ from feraug.models.registry import Family, cyclegan_domains, family_of
 from feraug.train.budget import BudgetPlan, plan_schedule
 from feraug.train.device import gan_autocast_dtype, resolve_device
 from feraug.train.distributed import DistInfo, barrier, init_distributed, max_over, shard, shutdown
+from feraug.train.provenance import write_training_rows
 from feraug.train.runinfo import write_run_info
 from feraug.train.seeding import INIT, derive_seed
 from feraug.train.trainer import Schedule, Trainer
@@ -50,6 +52,7 @@ def build_trainer(
             cfg, plan = _resolve_budget(family, cfg, time_budget, start, domains, dist, device)
         trainer = _build(family, cfg, run_dir, domains, progress, dist, device)
         trainer.budget = plan
+        trainer.training_rows = np.concatenate([np.asarray(d.rows, dtype=np.int64) for d in domains.values()])
         return trainer
     except BaseException:
         shutdown(dist)
@@ -127,6 +130,7 @@ def train(
             trainer.resume()
         elif trainer.dist.is_main:
             extra = {"budget": trainer.budget.as_dict()} if trainer.budget is not None else {}
+            extra["training_rows_sha256"] = write_training_rows(run_dir, trainer.training_rows)
             write_run_info(run_dir, trainer.config, cfg.train.seed, trainer.device, world=trainer.dist.world,
                            extra=extra)  # fmt: skip
         trainer.fit(stop_at=stop_at)

@@ -368,6 +368,9 @@ class ExperimentConfig(Strict):
     folds: int = Field(10, ge=2, description="kfold: k")
     val_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="share of the training faces early stopping "
                                 "selects on where no split provides a validation set (always, in kfold)")  # fmt: skip
+    generator_overlap: Literal["refuse", "drop", "report"] = Field(
+        "refuse", description="when a generator trained on faces a fold tests on (its run's training_rows.npy): "
+        "refuse to run, drop its synthetic faces from that fold, or keep them and report the overlap")  # fmt: skip
     n_boot: int = Field(2000, ge=100, description="paired bootstrap resamples")
     primary_metric: Literal["macro_f1", "accuracy"] = Field(
         "macro_f1", description="the endpoint the verdict decides on; the other is reported as secondary")

@@ -195,12 +195,75 @@ def synthetic_faces_grid(data: FaceDataset, synthetic: FaceDataset, sources: np.
     return {"file": name, "caption": caption}
 
 
-def leakage_guard(fold: Fold, sources: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+class GeneratorOverlapError(ValueError):
+    """A generator trained on faces an experiment fold tests on; the message names the run, fold and counts."""
+
+
+@dataclass(frozen=True)
+class Generators:
+    """Which run made each synthetic face, and the data rows each run's generator trained on (None: unknown)."""
+
+    face_run: np.ndarray  # int64 [N]: index into ``runs``, -1 when the provenance names no run
+    runs: tuple[str, ...]
+    rows: tuple[np.ndarray | None, ...]
+
+
+def generators_of(synthetic: FaceDataset, provenance: dict[str, np.ndarray]) -> Generators:
+    """The generator runs named by ``provenance['run']`` and their recorded training rows."""
+    from feraug.train.provenance import read_training_rows
+
+    if "run" not in provenance:
+        return Generators(np.full(len(synthetic), -1, dtype=np.int64), (), ())
+    order = np.argsort(provenance["synthetic_row"])
+    at = order[np.searchsorted(provenance["synthetic_row"], synthetic.rows, sorter=order)]
+    names = tuple(sorted(set(provenance["run"].tolist())))
+    index = {name: i for i, name in enumerate(names)}
+    face_run = np.array([index[r] for r in provenance["run"][at]], dtype=np.int64)
+    return Generators(face_run, names, tuple(read_training_rows(name) for name in names))
+
+
+def generator_overlap(data: FaceDataset, fold: Fold, gens: Generators, mode: str,
+                      ) -> tuple[dict[str, dict[str, int] | None], np.ndarray]:  # fmt: skip
+    """Per generator run, how many of ``fold``'s test and validation faces it trained on; and the faces to drop.
+
+    A generator that trained on a test face taints every face it made for this fold (what it learned
+    from that face is in all of them). ``mode``: ``refuse`` raises :class:`GeneratorOverlapError`,
+    ``drop`` returns those faces to leave out of this fold's training, ``report`` keeps them (the
+    report states the overlap). Validation overlap is counted, never enforced: validation only picks
+    the epoch, and under the standard protocol it is carved from the Training split every GAN trains on.
+    """
+    test_rows = data.rows[np.concatenate(list(fold.tests.values()))]
+    val_rows = data.rows[fold.val]
+    overlap: dict[str, dict[str, int] | None] = {}
+    tainted = np.zeros(gens.face_run.size, dtype=bool)
+    for i, (run, rows) in enumerate(zip(gens.runs, gens.rows, strict=True)):
+        if rows is None:
+            overlap[run] = None
+            continue
+        n_test, n_val = int(np.isin(test_rows, rows).sum()), int(np.isin(val_rows, rows).sum())
+        overlap[run] = {"test": n_test, "val": n_val}
+        if n_test and mode == "refuse":
+            raise GeneratorOverlapError(
+                f"fold {fold.name}: the generator of {run} trained on {n_test} of the faces this fold tests on, so "
+                "its synthetic faces carry what it learned from them. Train the generator on data without them, or "
+                "set generator_overlap=drop (leave its faces out of such folds) or =report (keep them; the report "
+                "states the overlap)"
+            )
+        if n_test and mode == "drop":
+            tainted |= gens.face_run == i
+    return overlap, tainted
+
+
+def leakage_guard(fold: Fold, sources: np.ndarray,
+                  tainted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """``(keep, dropped)``: positions in the synthetic set allowed in ``fold``'s training set, and the rest.
 
-    Dropped are exactly the synthetic faces whose source is in the fold's validation or any test set.
+    Dropped are exactly the synthetic faces whose source is in the fold's validation or any test set,
+    and those ``tainted`` (made by a generator that trained on a test face: :func:`generator_overlap`).
     """
     leaks = synthetic_leaks(sources, fold.held_out())
+    if tainted is not None:
+        leaks = leaks | tainted
     return np.flatnonzero(~leaks), np.flatnonzero(leaks)
 
 
@@ -220,16 +283,18 @@ class ArmSet:
 
 
 def build_arms(fold: Fold, real_labels: np.ndarray, synthetic_labels: np.ndarray, sources: np.ndarray, *,
-               balance: int | None, seed: int, n_classes: int) -> ArmSet:  # fmt: skip
+               balance: int | None, seed: int, n_classes: int,
+               tainted: np.ndarray | None = None) -> ArmSet:  # fmt: skip
     """Baseline, synthetic and oversample training sets of one fold, paired by construction.
 
     ``balance=None`` adds every guarded synthetic face; ``balance=T`` adds, per class k,
     ``min(max(T − n_k, 0), available_k)`` of them (n_k = real training faces of k), a seeded choice.
     The oversample arm then draws, per class, the same number of real training faces of that class
-    with replacement. Both draws depend on ``(seed, fold.index)`` only.
+    with replacement. Both draws depend on ``(seed, fold.index)`` only. ``tainted`` synthetic faces
+    (their generator trained on a test face of this fold) are dropped like leaking ones.
     """
     n_real, k = len(real_labels), n_classes
-    keep, dropped = leakage_guard(fold, sources)
+    keep, dropped = leakage_guard(fold, sources, tainted)
     rng_syn = np.random.default_rng(derive_seed(seed, SELECT, fold.index, 0))
     rng_dup = np.random.default_rng(derive_seed(seed, SELECT, fold.index, 1))
     train_counts = np.bincount(real_labels[fold.train], minlength=k)
@@ -629,27 +694,35 @@ class Job:
 
 
 def _jobs(cfg: ExperimentConfig, data: FaceDataset, synthetic: FaceDataset, sources: np.ndarray,
-          ) -> tuple[list[Fold], list[Job], dict[str, Any]]:  # fmt: skip
-    """Folds, jobs and the leakage-guard / arm-size bookkeeping for ``cfg.protocol``."""
+          gens: Generators | None = None) -> tuple[list[Fold], list[Job], dict[str, Any]]:  # fmt: skip
+    """Folds, jobs and the leakage-guard / arm-size / generator-overlap bookkeeping for ``cfg.protocol``."""
     seeds = range(cfg.seeds)
-    guard: dict[str, Any] = {"n_synthetic": len(synthetic), "dropped_per_fold": {}, "added_per_fold": {}}
+    gens = gens or Generators(np.full(len(synthetic), -1, dtype=np.int64), (), ())
+    guard: dict[str, Any] = {"n_synthetic": len(synthetic), "dropped_per_fold": {}, "added_per_fold": {},
+                             "generator_overlap": {}, "generator_overlap_mode": cfg.generator_overlap}  # fmt: skip
     jobs: list[Job] = []
     if cfg.protocol in ("standard", "kfold"):
         folds = (standard_protocol(data, val_fraction=cfg.val_fraction) if cfg.protocol == "standard" else
                  kfold_protocol(data, n_per_class_test=cfg.n_per_class_test, repeats=cfg.repeats, folds=cfg.folds,
                                 val_fraction=cfg.val_fraction))  # fmt: skip
         real_labels, syn_labels = data.labels.numpy(), synthetic.labels.numpy()
+        tainted = {}
+        for fold in folds:
+            guard["generator_overlap"][fold.name], tainted[fold.name] = generator_overlap(data, fold, gens,
+                                                                                          cfg.generator_overlap)
         for seed in seeds:
             for fold in folds:
-                arms = build_arms(
-                    fold, real_labels, syn_labels, sources, balance=cfg.balance, seed=seed, n_classes=len(data.classes)
-                )
+                arms = build_arms(fold, real_labels, syn_labels, sources, balance=cfg.balance, seed=seed,
+                                  n_classes=len(data.classes), tainted=tainted[fold.name])  # fmt: skip
                 guard["dropped_per_fold"][fold.name] = int(arms.dropped.size)
                 guard["added_per_fold"][fold.name] = dict(zip(data.classes, arms.added.tolist(), strict=True))
                 jobs += [Job(arm, seed, fold, arms.train[arm]) for arm in ARMS]
         return folds, jobs, guard
     if cfg.protocol == "tstr":
         (fold,) = tstr_protocol(data, sources, val_fraction=cfg.val_fraction)
+        guard["generator_overlap"][fold.name], tainted_faces = generator_overlap(data, fold, gens,
+                                                                                 cfg.generator_overlap)
+        fold = dataclasses.replace(fold, train=fold.train[~tainted_faces[fold.train - len(data)]])
         (real,) = standard_protocol(data, val_fraction=cfg.val_fraction)
         guard["dropped_per_fold"][fold.name] = int(len(synthetic) - fold.train.size)
         jobs = [j for s in seeds for j in (Job("baseline", s, fold, real.train), Job("synthetic_only", s, fold,
@@ -770,7 +843,8 @@ def _experiment(
     out = Path(out_dir)
     config = cfg.model_dump(mode="json")
     sources = source_positions(data, synthetic, provenance)
-    folds, jobs, guard = _jobs(cfg, data, synthetic, sources)  # checks the folds and the guard before any file
+    gens = generators_of(synthetic, provenance)
+    folds, jobs, guard = _jobs(cfg, data, synthetic, sources, gens)  # checks the folds and guards before any file
     if (out / "config.yaml").exists():
         if not resume:
             raise FileExistsError(f"{out} already holds an experiment; resume it or pick another --out")

@@ -200,6 +200,22 @@ def report_blocks(results: dict[str, Any], figures: dict[str, list[Block]], lead
                _text(f"Leakage guard: of {guard['n_synthetic']} synthetic faces, {guard['total_dropped']} were dropped "
                      f"from training in total over {len(dropped)} fold(s) (per fold {min(dropped)}-{max(dropped)}): "
                      "their source face was in that fold's validation or test set.")]  # fmt: skip
+    overlap = guard.get("generator_overlap") or {}
+    runs = sorted({run for per_fold in overlap.values() for run in per_fold})
+    for run in runs:
+        counts = [per_fold.get(run) for per_fold in overlap.values()]
+        if any(c is None for c in counts):
+            blocks.append(_text(f"Generator provenance: {run} records no training rows (trained before feraug kept "
+                                "them, or not found from here): whether it saw test faces is unknown."))  # fmt: skip
+            continue
+        tests, vals = [c["test"] for c in counts], [c["val"] for c in counts]
+        mode = guard.get("generator_overlap_mode")
+        fate = "its faces were left out of those folds" if mode == "drop" else "its faces were kept"
+        what = "trained on none of the test faces of any fold"
+        if any(tests):
+            what = f"trained on {min(tests)}-{max(tests)} test faces per fold (generator_overlap={mode}: {fate})"
+        blocks.append(_text(f"Generator provenance: the generator of {run} {what}; it saw {min(vals)}-{max(vals)} "
+                            "validation faces per fold (validation only picks the epoch)."))  # fmt: skip
     if "removed_real_sources" in guard:
         blocks.append(_text(f"{guard['removed_real_sources']} real training faces that are sources of synthetic "
                             "test faces were removed from training."))  # fmt: skip

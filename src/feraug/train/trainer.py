@@ -128,6 +128,7 @@ class Trainer:
         self._window_start = (0, time.perf_counter())
         self._tb: Any = None
         self.budget: Any = None  # the resolved time budget (feraug.train.budget.BudgetPlan), when one was given
+        self.training_rows: Any = None  # data rows of the faces it trains on (feraug.train.provenance)
 
     # -- state ----------------------------------------------------------------------------------
 

@@ -157,3 +157,19 @@ def test_quality_cli_on_a_translated_toy_set(tmp_path: Path) -> None:
     assert (tmp_path / "syn.quality" / "quality.json").is_file()
     r = runner.invoke(main, [*args, "--target", "disgusted-ish"])
     assert r.exit_code != 0 and "unknown emotion 'disgusted-ish'" in r.output
+
+
+def test_memorization_shows_a_generator_that_copies_its_training_faces(toy: FaceDataset, tmp_path: Path) -> None:
+    """A 'sampled' set that is a copy of training Happy faces reads 0; real held-out faces do not."""
+    pool = toy.split("Training") if "Training" in toy.splits else toy
+    cf = cross_fit(pool, judge_config(TINY_JUDGE), k=2, cache_dir=None, progress=False)
+    happy = np.flatnonzero(pool.labels.numpy() == 3)[:30]
+    copies = FaceDataset(pool.images[torch.from_numpy(happy)], torch.full((30,), 3), np.full(30, "Training"),
+                         np.arange(30), source="copies")  # fmt: skip
+    generator_rows = pool.rows[pool.labels.numpy() == 3]  # it "trained" on the Happy faces
+    report = measure_quality(copies, pool, cf, target=3, out_dir=tmp_path, seed=0, generator_rows=generator_rows)
+    m = report.info["memorization"]
+    assert m["reference_faces"] == len(generator_rows)
+    assert m["synthetic_pixel"]["median"] == 0.0 and m["real_pixel"]["min"] > 1.0  # a real face is nobody's copy
+    assert (tmp_path / "memorization.png").is_file() and (tmp_path / "closest_pairs.png").is_file()
+    assert "Memorization: distance to the nearest of the generator's" in (tmp_path / "quality.md").read_text()

@@ -615,6 +615,18 @@ def _translation_sources(prov: dict | None) -> Any:
     return prov["source_row"]
 
 
+def _generator_rows(prov: dict | None) -> Any:
+    """The training rows of the generator(s) that made a set (their runs' records); None when any is unknown."""
+    import numpy as np
+
+    from feraug.train.provenance import read_training_rows
+
+    if prov is None or "run" not in prov:
+        return None
+    rows = [read_training_rows(run) for run in sorted(set(prov["run"].tolist()))]
+    return None if any(r is None for r in rows) else np.unique(np.concatenate(rows))
+
+
 def _judged_set(synthetic: Path, provenance: Path | None, data: str | None, target: str | None, seed: int,
                 judge_k: int, judge_sets: tuple[str, ...], judge_cache: Path | None, quiet: bool, skip_bad_rows: bool,
                 no_cache: bool) -> dict[str, Any]:  # fmt: skip
@@ -666,7 +678,7 @@ def quality(synthetic: Path, provenance: Path | None, data: str | None, target: 
     as). The judge is trained once and cached.
     """
     from feraug.data.classes import emotion_index
-    from feraug.evaluate.quality import measure_quality
+    from feraug.evaluate.quality import measure_quality, memorization_line
 
     j = _judged_set(synthetic, provenance, data, target, seed, judge_k, judge_sets, judge_cache, quiet, skip_bad_rows,
                     no_cache)  # fmt: skip
@@ -675,10 +687,12 @@ def quality(synthetic: Path, provenance: Path | None, data: str | None, target: 
     report = measure_quality(syn, pool, judge, target=target_label,
                              source_rows=_translation_sources(prov),
                              source=emotion_index(source) if source is not None else None,
-                             out_dir=out, seed=seed, log=None if quiet else click.echo)  # fmt: skip
+                             out_dir=out, seed=seed, log=None if quiet else click.echo,
+                             generator_rows=_generator_rows(prov))  # fmt: skip
     click.echo(f"\n{report.info['source']} -> {report.info['target']}: {len(syn)} synthetic faces, judged by "
                f"{judge.k} cross-fitted {cfg.arch} classifiers\n")  # fmt: skip
     click.echo(report.table())
+    click.echo(memorization_line(report.info.get("memorization")).rstrip())
     click.echo(f"\nreport: {report.files['md']} (also quality.json and best/worst grids)")
 
 

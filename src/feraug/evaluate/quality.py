@@ -120,8 +120,9 @@ def mean_pairwise_distance(x: np.ndarray) -> float:
     return float(d.sum() / (n * (n - 1)))
 
 
-def nearest_distance(x: np.ndarray, ref: np.ndarray, *, exclude: np.ndarray | None = None) -> np.ndarray:
-    """Distance of each row of ``x`` to its nearest row of ``ref``.
+def nearest_distance(x: np.ndarray, ref: np.ndarray, *, exclude: np.ndarray | None = None,
+                     return_index: bool = False) -> Any:  # fmt: skip
+    """Distance of each row of ``x`` to its nearest row of ``ref`` (and, with ``return_index``, which row).
 
     ``exclude[i]`` is a ``ref`` index that does not count for row ``i`` (the face itself, when
     real faces are measured against a set that contains them); -1 excludes nothing.
@@ -135,8 +136,11 @@ def nearest_distance(x: np.ndarray, ref: np.ndarray, *, exclude: np.ndarray | No
             ex = torch.from_numpy(np.asarray(exclude[start : start + 256], dtype=np.int64))
             rows = torch.nonzero(ex >= 0).flatten()
             d[rows, ex[rows]] = float("inf")
-        out.append(d.min(1).values)
-    return torch.cat(out).numpy() if out else np.zeros(0)
+        out.append(d.min(1))
+    dist = torch.cat([m.values for m in out]).numpy() if out else np.zeros(0)
+    if return_index:
+        return dist, (torch.cat([m.indices for m in out]).numpy() if out else np.zeros(0, dtype=np.int64))
+    return dist
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,60 @@ def score_set(fs: FaceSet, judge: CrossFit, target: int, ref_feats: np.ndarray, 
         per_face.update({"ssim_to_source": s, "l1_to_source": l1})
         row.update({"ssim_to_source": float(s.mean()), "l1_to_source": float(l1.mean())})
     return row, per_face
+
+
+def memorization(synthetic: FaceDataset, reference: FaceDataset, net: nn.Module, *, own_source: np.ndarray,
+                 calibration: torch.Tensor, calibration_self: np.ndarray) -> dict[str, Any]:  # fmt: skip
+    """Each synthetic face's distance to its nearest face among ``reference`` (the generator's training faces).
+
+    A generator that copies its training faces shows up as distances near 0, below what real faces
+    that are *not* copies read: the ``calibration`` faces (real held-out target faces, each excluding
+    itself via ``calibration_self``, an index into ``reference`` or -1). A translation excludes its own
+    source (``own_source``, same convention): staying close to the source is the point of translating.
+    Distances in RMS grey levels (pixels) and in the judge's feature space.
+    """
+    ref_pix, ref_feat = _pixels(reference.images), features(net, reference.images)
+    scale = np.sqrt(reference.images[0].numel())
+    out: dict[str, Any] = {"reference_faces": len(reference)}
+    for name, images, exclude in (("synthetic", synthetic.images, own_source),
+                                  ("real", calibration, calibration_self)):  # fmt: skip
+        pix = nearest_distance(_pixels(images), ref_pix, exclude=exclude, return_index=True)
+        feat = nearest_distance(features(net, images), ref_feat, exclude=exclude)
+        out[name] = {"pixel": pix[0] / scale, "feature": feat, "nearest": pix[1]}
+    return out
+
+
+def write_memorization(out: Path, mem: dict[str, Any], synthetic: FaceDataset, reference: FaceDataset,
+                       k: int = 12) -> dict[str, Any]:  # fmt: skip
+    """``memorization.png`` (histograms, synthetic vs real) and ``closest_pairs.png``; returns the summary numbers."""
+    from matplotlib.figure import Figure
+
+    from feraug.report.grid import labelled_grid, save_image
+
+    fig = Figure(figsize=(9, 3.2))
+    for i, (key, label) in enumerate((("pixel", "RMS grey levels"), ("feature", "judge feature distance"))):
+        ax = fig.add_subplot(1, 2, i + 1)
+        both = np.concatenate([mem["synthetic"][key], mem["real"][key]])
+        bins = np.linspace(0.0, float(both.max()) * 1.02 + 1e-9, 30)
+        ax.hist(mem["real"][key], bins=bins, alpha=0.6, density=True, label="real held-out target faces")
+        ax.hist(mem["synthetic"][key], bins=bins, alpha=0.6, density=True, label="synthetic faces")
+        ax.set_xlabel(f"distance to the nearest training face ({label})")
+        ax.set_yticks([])
+    fig.axes[0].legend(fontsize=7)
+    fig.suptitle(f"Nearest of the generator's {mem['reference_faces']} training faces (near 0 = a copy)", fontsize=9)
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / "memorization.png", dpi=120, bbox_inches="tight")
+    order = np.argsort(mem["synthetic"]["pixel"], kind="stable")[:k]
+    nearest = torch.from_numpy(mem["synthetic"]["nearest"][order])
+    grid = labelled_grid([synthetic.images[torch.from_numpy(order)], reference.images[nearest]],
+                         ["synthetic", "nearest training"], label_width=110)  # fmt: skip
+    save_image(grid, out / "closest_pairs.png")
+
+    def stats(v: np.ndarray) -> dict[str, float]:
+        return {"median": float(np.median(v)), "p05": float(np.percentile(v, 5)), "min": float(v.min())}
+
+    return {"reference_faces": mem["reference_faces"],
+            **{f"{who}_{key}": stats(mem[who][key]) for who in ("synthetic", "real") for key in ("pixel", "feature")}}
 
 
 @dataclass(frozen=True)
@@ -225,6 +283,7 @@ def measure_quality(
     seed: int = 0,
     grid_k: int = 12,
     log: Callable[[str], None] | None = None,
+    generator_rows: np.ndarray | None = None,
 ) -> QualityReport:
     """Score ``synthetic`` (faces meant to show emotion ``target``) against real faces; see the module docstring.
 
@@ -238,6 +297,8 @@ def measure_quality(
         source: emotion of the source faces (the untranslated calibration row); default: the
             source faces' label, else the largest class other than ``target``.
         out_dir: writes ``quality.json``, ``quality.md`` and best/worst grids there.
+        generator_rows: the data rows the generator trained on (its run's ``training_rows.npy``): the
+            faces the memorization check searches for copies; default: all of ``data``.
     """
     if len(synthetic) < 4:
         raise ValueError(f"the synthetic set has {len(synthetic)} faces; quality needs at least 4")
@@ -298,14 +359,39 @@ def measure_quality(
         rows.append(row)
         if fs.name == ROW_SYNTHETIC:
             per_face = faces
+    if log:
+        log("searching the generator's training faces for near-copies")
+    in_reference = np.ones(len(data), dtype=bool) if generator_rows is None else np.isin(data.rows, generator_rows)
+    reference = data.subset(np.flatnonzero(in_reference))
+    ref_position = np.full(len(data), -1, dtype=np.int64)
+    ref_position[in_reference] = np.arange(len(reference))
+    own = ref_position[src_pos] if sources is not None else np.full(len(synthetic), -1, dtype=np.int64)
+    mem = memorization(synthetic, reference, net0, own_source=own, calibration=data.images[torch.from_numpy(cal)],
+                       calibration_self=ref_position[cal])  # fmt: skip
+    per_face["nn_training_pixel"] = mem["synthetic"]["pixel"]
     info = {"target": data.classes[target], "source": data.classes[source], "reference_faces": len(ref),
             "judge_k": judge.k, "judge_cache": str(judge.cache) if judge.cache else None,
             "translation": source_rows is not None, "synthetic_source": synthetic.source, "data": data.source,
             "seed": seed}  # fmt: skip
     files: dict[str, Path] = {}
     if out_dir is not None:
+        info["memorization"] = write_memorization(Path(out_dir), mem, synthetic, reference)
         files = write_quality(Path(out_dir), rows, per_face, info, synthetic, sources, grid_k)
+        files.update({"memorization": Path(out_dir) / "memorization.png",
+                      "closest_pairs": Path(out_dir) / "closest_pairs.png"})  # fmt: skip
     return QualityReport(rows, per_face, info, files)
+
+
+def memorization_line(m: dict[str, Any] | None) -> str:
+    """One sentence of :func:`write_memorization`'s numbers (empty without them)."""
+    if not m:
+        return ""
+    syn, real = m["synthetic_pixel"], m["real_pixel"]
+    return (f"\nMemorization: distance to the nearest of the generator's {m['reference_faces']} training faces, RMS "
+            f"grey levels: synthetic median {syn['median']:.1f} (5th percentile {syn['p05']:.1f}, "
+            f"min {syn['min']:.1f}); "
+            f"real held-out target faces {real['median']:.1f} ({real['p05']:.1f}, {real['min']:.1f}). "
+            "Near 0 is a copy (memorization.png, closest_pairs.png).\n")  # fmt: skip
 
 
 #: Per-face scores the best/worst grids are drawn for, and whether higher is better.
@@ -322,7 +408,7 @@ def write_quality(out: Path, rows: list[dict[str, Any]], per_face: dict[str, np.
     record = {"rows": rows, "info": info, "per_face": {key: v.tolist() for key, v in per_face.items()}}
     files["json"].write_text(json.dumps(record, indent=2))
     files["md"].write_text(f"# Synthetic set quality: {info['source']} -> {info['target']}\n\n```\n"
-                           f"{format_table(rows)}\n```\n")  # fmt: skip
+                           f"{format_table(rows)}\n```\n" + memorization_line(info.get("memorization")))  # fmt: skip
     for key, higher_better in GRID_SCORES.items():
         if key not in per_face:
             continue

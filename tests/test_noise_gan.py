@@ -40,6 +40,15 @@ def config(preset: str, *sets: str) -> NoiseGANConfig:
     return cfg
 
 
+@pytest.mark.parametrize("size", [48, 64])
+def test_shapes_at_48_and_64(size: int) -> None:
+    g = NoiseGenerator(z_dim=8, ngf=4, size=size, n_classes=7)
+    d = NoiseDiscriminator(ndf=4, size=size, norm="layer", n_classes=7)
+    y = torch.arange(3)
+    x = g(torch.randn(3, 8), y)
+    assert x.shape == (3, 1, size, size) and d(x, y).shape == (3,)
+
+
 def test_networks_shapes_conditioning_and_rebuild_by_name() -> None:
     torch.manual_seed(0)
     g, d = NoiseGenerator(z_dim=16, ngf=8), NoiseDiscriminator(ndf=8, norm="none")

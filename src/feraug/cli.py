@@ -305,16 +305,17 @@ def sample_cmd(run_dir: Path, emotion: str, n: int, out: Path, seed: int, no_ema
 @click.option("--n", default=3000, show_default=True, type=click.IntRange(700),
               help="Number of toy faces (700 or more: the quality step needs a few held-out Disgust faces).")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--gan-steps", default=60, show_default=True, type=click.IntRange(1), help="CycleGAN steps per epoch.")
+@click.option("--gan-steps", default=100, show_default=True, type=click.IntRange(1),
+              help="CycleGAN steps per epoch (at most one pass over the Neutral faces).")
 @click.option(
     "--gan-epochs",
-    default=2,
+    default=4,
     show_default=True,
     type=click.IntRange(1),
     help="CycleGAN epochs at constant learning rate (as many again with decay).",
 )
-@click.option("--clf-epochs", default=5, show_default=True, type=click.IntRange(1), help="Classifier epochs.")
-@click.option("--clf-steps", default=25, show_default=True, type=click.IntRange(1), help="Classifier steps per epoch.")
+@click.option("--clf-epochs", default=6, show_default=True, type=click.IntRange(1), help="Classifier epochs.")
+@click.option("--clf-steps", default=40, show_default=True, type=click.IntRange(1), help="Classifier steps per epoch.")
 @click.option("--seeds", default=2, show_default=True, type=click.IntRange(1), help="Experiment seeds per arm.")
 @user_errors
 def demo(out: Path, n: int, seed: int, gan_steps: int, gan_epochs: int, clf_epochs: int, clf_steps: int,

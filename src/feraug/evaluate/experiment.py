@@ -633,7 +633,9 @@ def headline(results: dict[str, Any]) -> str:
     if not results["verdict"]:
         return "No verdict: this protocol compares no synthetic arm with the baseline or with oversampling."
     v = next(iter(results["verdict"].values()))
-    ci = "" if v["ci95"] is None else f" [95% CI {100 * v['ci95'][0]:+.1f}, {100 * v['ci95'][1]:+.1f}]"
+    if v.get("diff") is None:  # a results.json written before the verdict kept its difference
+        return v["sentence"].split(";")[0].rstrip(".") + "."
+    ci = "" if v.get("ci95") is None else f" [95% CI {100 * v['ci95'][0]:+.1f}, {100 * v['ci95'][1]:+.1f}]"
     return (f"{v['question']} {_ANSWER[v['answer']]}: {METRIC_LABELS[v['metric']]} {_pt(v['diff'])}{ci}, "
             f"{len(results['seeds'])} seed(s).")  # fmt: skip
 

@@ -375,7 +375,8 @@ def measure_quality(
             "seed": seed}  # fmt: skip
     files: dict[str, Path] = {}
     if out_dir is not None:
-        info["memorization"] = write_memorization(Path(out_dir), mem, synthetic, reference)
+        info["memorization"] = {**write_memorization(Path(out_dir), mem, synthetic, reference),
+                                "generator_known": generator_rows is not None}
         files = write_quality(Path(out_dir), rows, per_face, info, synthetic, sources, grid_k)
         files.update({"memorization": Path(out_dir) / "memorization.png",
                       "closest_pairs": Path(out_dir) / "closest_pairs.png"})  # fmt: skip
@@ -387,7 +388,8 @@ def memorization_line(m: dict[str, Any] | None) -> str:
     if not m:
         return ""
     syn, real = m["synthetic_pixel"], m["real_pixel"]
-    return (f"\nMemorization: distance to the nearest of the generator's {m['reference_faces']} training faces, RMS "
+    whose = "the generator's" if m.get("generator_known", True) else "the (generator's unrecorded, so all)"
+    return (f"\nMemorization: distance to the nearest of {whose} {m['reference_faces']} training faces, RMS "
             f"grey levels: synthetic median {syn['median']:.1f} (5th percentile {syn['p05']:.1f}, "
             f"min {syn['min']:.1f}); "
             f"real held-out target faces {real['median']:.1f} ({real['p05']:.1f}, {real['min']:.1f}). "

@@ -133,5 +133,5 @@ def plot_per_class_changes(changes: Mapping[str, Sequence[Mapping]], classes: Se
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=len(names), frameon=False)
     return _save(fig, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from feraug.api import train_cyclegan
 from feraug.config import CycleGANConfig, build_config, parse_override
 from feraug.data import make_toy_faces
 from feraug.data.augment import to_float
+from feraug.models.registry import get_family
 from feraug.nets.gan_nets import ResnetGenerator
 from feraug.train.checkpoint import CheckpointError, load_checkpoint
 from feraug.train.distributed import DistInfo, shard
@@ -316,21 +318,21 @@ def test_augmented_shards_partition_the_augmented_global_batch() -> None:
 
 
 def test_batch_norm_under_several_processes_warns(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``_build`` warns before anything else when a data-parallel run would use batch norm (no SyncBatchNorm)."""
+    """``_build`` warns when a data-parallel run's networks hold batch norm (no SyncBatchNorm), before batching data."""
 
     class StopError(Exception):
         pass
 
-    def stop(*_args: object) -> None:
+    def stop(*_args: object, **_kwargs: object) -> None:
         raise StopError  # the warning comes first; building the rest is not needed (nor a process group)
 
-    monkeypatch.setattr(api, "cyclegan_domains", stop)
-    monkeypatch.setattr(api, "CycleGAN", stop)
+    family = dataclasses.replace(get_family("cyclegan"), sampler=stop)  # the warning comes before the sampler
 
     def build(norm: str, world: int) -> None:
-        cfg = build_config(CycleGANConfig, preset="cyclegan", overrides=[parse_override(f"net.norm={norm}")])
+        sets = [f"net.norm={norm}", "net.ngf=4", "net.ndf=4", "net.n_blocks=1", "optim.batch_size=2"]
+        cfg = build_config(CycleGANConfig, preset="cyclegan", overrides=[parse_override(s) for s in sets])
         with pytest.raises(StopError):
-            api._build(cfg, Path("unused"), None, False, DistInfo(0, world), torch.device("cpu"))
+            api._build(family, cfg, Path("unused"), {}, False, DistInfo(0, world), torch.device("cpu"))
 
     with pytest.warns(UserWarning, match="batch norm under several processes normalizes each process's shard"):
         build("batch", 2)

@@ -86,8 +86,8 @@ class LossConfig(Strict):
     n_critic: int = Field(1, ge=1, description="discriminator steps per generator step")
 
 
-class OptimConfig(Strict):
-    """Optimizers, schedule, batch, pool and train-time augmentation."""
+class GanOptimConfig(Strict):
+    """What every GAN family's ``optim`` section holds: optimizers, schedule, batch, augmentation."""
 
     lr_g: float = Field(2e-4, gt=0.0)
     lr_d: float = Field(2e-4, gt=0.0)
@@ -96,8 +96,13 @@ class OptimConfig(Strict):
     epochs: int = Field(10, ge=1, description="epochs at constant learning rate")
     epochs_decay: int = Field(10, ge=0, description="further epochs with linear decay to 0")
     batch_size: int = Field(1, ge=1)
-    pool_size: int = Field(50, ge=0)
     augment: bool = Field(False, description="random flip and small affine jitter on the training device")
+
+
+class OptimConfig(GanOptimConfig):
+    """CycleGAN's optimizers, schedule, batch and augmentation, plus its image pool."""
+
+    pool_size: int = Field(50, ge=0)
 
 
 class TrainConfig(Strict):
@@ -179,17 +184,12 @@ class NoiseLossConfig(Strict):
     n_critic: int = Field(1, ge=1, description="discriminator steps per generator step (each on a fresh batch)")
 
 
-class NoiseOptimConfig(Strict):
-    """Optimizers, schedule, batch and augmentation of a noise GAN."""
+class NoiseOptimConfig(GanOptimConfig):
+    """A noise GAN's optimizers and schedule: the shared fields with DCGAN's defaults."""
 
-    lr_g: float = Field(2e-4, gt=0.0)
-    lr_d: float = Field(2e-4, gt=0.0)
-    beta1: float = Field(0.5, ge=0.0, lt=1.0)
-    beta2: float = Field(0.999, ge=0.0, lt=1.0)
     epochs: int = Field(25, ge=1, description="epochs at constant learning rate")
     epochs_decay: int = Field(0, ge=0, description="further epochs with linear decay to 0")
     batch_size: int = Field(64, ge=2, description="batch norm needs at least 2 faces")
-    augment: bool = Field(False, description="random flip and small affine jitter of the real faces")
 
 
 class NoiseGANConfig(Strict):

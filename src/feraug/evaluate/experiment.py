@@ -877,9 +877,22 @@ def _experiment(
     )
     if len(synthetic):
         results["synthetic_faces"] = synthetic_faces_grid(data, synthetic, sources, out / "plots")
+    results = _finite_or_none(results)
     (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))
     write_report(results, out)
     return results, runs
+
+
+def _finite_or_none(value: Any) -> Any:
+    """``value`` with every NaN/inf float replaced by None (undefined, e.g. an interval over identical per-seed
+    differences), so ``results.json`` stays strict JSON."""
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def run_set_comparison(

@@ -7,13 +7,15 @@ For each budget, runs ``feraug train cyclegan`` (toy faces, a small ResNet Cycle
 the wall time (process start to exit, imports and the measurement included) next to the budget and
 the schedule it resolved to, with the seconds per step measured for the budget beside those the
 training achieved (from ``metrics.jsonl``: a classifier's epoch lines, which time training only; a
-CycleGAN's log windows that hold no checkpoint or sample grid). Run it on an otherwise idle machine:
-the resolved schedule assumes the speed measured in the first seconds holds for the whole run.
+CycleGAN's log windows that hold no checkpoint or sample grid). The schedule planned from the first seconds is
+kept on time while the run goes (``feraug.train.budget.OnTime``): the script prints what was
+planned, what ran, and the s/step measured beside the s/step achieved.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
 import subprocess
@@ -41,11 +43,12 @@ def achieved_seconds_per_step(out: Path) -> float:
         return sum(cfg["batch_size"] / r["img_per_s"] for r in epochs) / len(epochs)
     # a CycleGAN: a line per log window; a window that starts at an epoch end or checkpoint holds that save
     # (and the epoch's sample grid), so only the others count
-    batch, spe, every = cfg["optim"]["batch_size"], cfg["train"]["steps_per_epoch"], cfg["train"]["checkpoint_every"]
+    batch, every = cfg["optim"]["batch_size"], cfg["train"]["checkpoint_every"]
+    ends = set(itertools.accumulate(cfg["train"]["epoch_steps"]))
     seconds = steps = 0.0
     previous = 0
     for r in log:
-        if previous == 0 or (previous % spe and previous % every):
+        if previous == 0 or (previous not in ends and previous % every):
             steps += r["step"] - previous
             seconds += (r["step"] - previous) * batch / r["img_per_s"]
         previous = r["step"]
@@ -70,7 +73,10 @@ def main() -> None:
             if done.returncode != 0:
                 sys.exit(f"{name} failed:\n{done.stderr[-2000:]}")
             b = json.loads((out / "meta.json").read_text())["budget"]
-            schedule = (f"{b['epochs']}+{b['epochs_decay']} epochs x {b['steps_per_epoch']} steps, "
+            cfg = yaml.safe_load((out / "config.yaml").read_text())
+            ran = cfg.get("epoch_steps") or cfg["train"]["epoch_steps"]
+            schedule = (f"planned {b['epochs']}+{b['epochs_decay']} epochs x {b['steps_per_epoch']} steps = "
+                        f"{b['total_steps']}, ran {sum(ran)} (epochs of {min(ran)}-{max(ran)} steps); "
                         f"{b['seconds_per_step']:.3g} s/step measured, {achieved_seconds_per_step(out):.3g} "
                         f"achieved, {b['elapsed_s']:.1f} s before training")  # fmt: skip
             print(f"{name:<12}{budget:>10.0f}{wall:>9.1f}{wall / budget:>13.3f}  {schedule}", flush=True)

@@ -50,7 +50,7 @@ def total_steps(run: Path) -> int:
     """The schedule the time budget resolved, from the run's config.yaml."""
     optim = yaml.safe_load((run / "config.yaml").read_text())
     o, t = optim["optim"], optim["train"]
-    return (o["epochs"] + o["epochs_decay"]) * t["steps_per_epoch"]
+    return sum(t["epoch_steps"]) if t.get("epoch_steps") else (o["epochs"] + o["epochs_decay"]) * t["steps_per_epoch"]
 
 
 def quality_row(qdir: Path, name: str) -> dict:

@@ -15,8 +15,8 @@ from feraug.api import train_cyclegan
 from feraug.config import ClassifierConfig, CycleGANConfig, build_config, parse_override
 from feraug.data import make_toy_faces, standard_splits
 from feraug.evaluate.classifier import train_classifier
+from feraug.train.budget import OnTime, plan_schedule, resize_remaining
 from feraug.train.budget import parse_duration as seconds
-from feraug.train.budget import plan_schedule
 from feraug.train.checkpoint import load_checkpoint
 from feraug.train.trainer import checkpoint_path
 
@@ -132,5 +132,64 @@ def test_a_budget_run_ends_near_its_budget(tmp_path: Path) -> None:
     faces = make_toy_faces(n=400, seed=1)
     trainer = train_cyclegan(config(), tmp_path / "run", data=faces, progress=False, time_budget=20, started=start)
     took = time.perf_counter() - start
-    assert trainer.step == trainer.budget.total_steps
-    assert 0.6 * 20 <= took <= 1.5 * 20, (took, trainer.budget)
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert trainer.step == trainer.schedule.total_steps == sum(saved["train"]["epoch_steps"])
+    assert 0.6 * 20 <= took <= 1.5 * 20, (took, trainer.budget, saved["train"]["epoch_steps"])
+
+
+def test_resize_remaining_on_hand_computed_values() -> None:
+    # 3 epochs to come, 40 s left, 2 s per epoch end: (40 - 6) / 0.5 s = 68 steps -> 23 + 23 + 22
+    assert resize_remaining([10, 10, 10, 10, 10], 2, left_s=40, seconds_per_step=0.5, epoch_end_s=2,
+                            full_steps_per_epoch=100) == [10, 10, 23, 23, 22]  # fmt: skip
+    # never more than a pass over the data, never fewer than one step; nothing left to re-size
+    one = {"seconds_per_step": 1, "epoch_end_s": 0, "full_steps_per_epoch": 12}
+    assert resize_remaining([10, 10], 0, left_s=1e6, **one) == [12, 12]
+    assert resize_remaining([10, 10], 1, left_s=-5, **one) == [10, 1]
+    assert resize_remaining([10, 10], 2, left_s=0, **one) == [10, 10]
+
+
+def test_on_time_paces_by_the_recent_third_and_the_median_epoch_end() -> None:
+    t = OnTime(deadline=100.0, full_steps_per_epoch=1000, epoch_end_s=4.0, reserve_s=10.0)
+    assert t.epoch_end_s() == 4.0  # the probe's estimate until an epoch end was seen
+    # 10 steps at 1 s/step, then 10 at 2 s/step: the last third of 30 s holds only the slow epoch
+    t.epoch_done([10] * 4, 1, train_s=10.0, steps=10, now=12.0)
+    for cost in (5.0, 1.0, 1.5):
+        t.record_end(cost)
+    steps = t.epoch_done([10] * 4, 2, train_s=20.0, steps=10, now=34.0)
+    assert t.seconds_per_step() == 2.0 and t.epoch_end_s() == 1.5
+    # left 100 - 34 - 10 (reserve) = 56 s; 2 epochs: (56 - 2 x 1.5) / (2 x 2 s) = 13.25 -> 13
+    assert steps == [10, 10, 13, 13]
+
+
+@pytest.mark.parametrize("kind", ["gan", "classifier"])
+def test_corrected_schedules_rerun_and_resume_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      kind: str) -> None:  # fmt: skip
+    """A deadline at half the budget forces OnTime to shorten the epochs to come; the per-epoch steps it
+    wrote into config.yaml then repeat the run bit for bit, and a resume in the middle follows them."""
+    if kind == "gan":
+        monkeypatch.setattr("feraug.api.END_MARGIN", 0.5)
+        faces = make_toy_faces(n=400, seed=1)
+        first = train_cyclegan(config(), tmp_path / "budget", data=faces, progress=False, time_budget=12)
+        steps = yaml.safe_load((tmp_path / "budget" / "config.yaml").read_text())["train"]["epoch_steps"]
+        assert len(set(steps)) > 1 and sum(steps) == first.step < first.budget.total_steps, steps
+        resolved = build_config(CycleGANConfig, file=tmp_path / "budget" / "config.yaml")
+        train_cyclegan(resolved, tmp_path / "split", data=faces, progress=False, stop_at=steps[0] + 1)
+        train_cyclegan(resolved, tmp_path / "split", resume=True, data=faces, progress=False)
+        states = [load_checkpoint(checkpoint_path(tmp_path / r)) for r in ("budget", "split")]
+        for group in ("networks", "optimizers"):
+            for name in states[0][group]:
+                a, b = (torch.cat([v.flatten().float() for v in _tensors(x[group][name])]) for x in states)
+                assert torch.equal(a, b), f"{group}.{name} differs"
+        return
+    monkeypatch.setattr("feraug.evaluate.classifier.END_MARGIN", 0.5)
+    ds = make_toy_faces(n=500, seed=0, size=32)
+    train, val, _ = standard_splits(ds).datasets(ds)
+    cfg = ClassifierConfig(arch="vgg", arch_kwargs={"width": 0.125, "fc": 32}, size=32, device="cpu", batch_size=32,
+                           epochs=3)  # fmt: skip
+    run = train_classifier(cfg, train, val, tmp_path / "a", progress=False, time_budget=10)
+    saved = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())
+    assert run.config is not None and run.config.epoch_steps == saved["epoch_steps"]
+    assert len(set(saved["epoch_steps"])) > 1, saved["epoch_steps"]
+    again = train_classifier(ClassifierConfig(**saved), train, val, tmp_path / "b", progress=False)
+    for x, y in zip(run.net.state_dict().values(), again.net.state_dict().values(), strict=True):
+        assert torch.equal(x, y)

@@ -264,3 +264,25 @@ def test_generator_provenance_guard_catches_a_planted_overlap(tmp_path: Path) ->
     np.save(run / "training_rows.npy", rows[:-1], allow_pickle=False)  # an edited record
     with pytest.raises(ValueError, match="does not match the hash"):
         read_training_rows(run)
+
+
+def test_conditional_samples_show_the_requested_class(tmp_path: Path) -> None:
+    """The class-conditional model draws each emotion on request: a classifier trained on the toy faces
+    (logistic regression on pixels, 71% on them) calls its samples the requested class far above chance
+    (1/7). Measured with this setup over training seeds 0-3: 0.60, 0.50, 0.59, 0.63 (mean over classes)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from feraug.data.classes import EMOTIONS
+    from feraug.synth.sample import draw
+
+    faces = make_toy_faces(n=700, seed=1, size=32, class_weights=[1] * 7)
+    pixels = faces.images.reshape(len(faces), -1).float().numpy() / 255
+    judge = LogisticRegression(max_iter=2000, C=0.1).fit(pixels, faces.labels.numpy())
+    cfg = config("cdcgan", "net.ngf=16", "net.ndf=16", "net.z_dim=32", "optim.batch_size=32", "data.size=32",
+                 "optim.epochs=20", "optim.epochs_decay=20", "train.log_every=50")  # fmt: skip
+    train(cfg, tmp_path / "cgan", data=faces, progress=False)
+    hits = []
+    for k, emotion in enumerate(EMOTIONS):
+        drawn = draw(tmp_path / "cgan", 40, emotion, seed=3).faces
+        hits.append(float((judge.predict(drawn.reshape(40, -1).float().numpy() / 255) == k).mean()))
+    assert np.mean(hits) >= 0.3, hits  # chance: 0.14

@@ -20,7 +20,7 @@ import torch
 from feraug.config import Strict
 from feraug.data.dataset import FaceDataset
 from feraug.models.registry import Family, cyclegan_domains, family_of
-from feraug.train.budget import BudgetPlan, plan_schedule
+from feraug.train.budget import END_MARGIN, HEADROOM, BudgetPlan, OnTime, plan_schedule
 from feraug.train.device import gan_autocast_dtype, resolve_device
 from feraug.train.distributed import DistInfo, barrier, init_distributed, max_over, shard, shutdown
 from feraug.train.provenance import write_training_rows
@@ -52,6 +52,9 @@ def build_trainer(
             cfg, plan = _resolve_budget(family, cfg, time_budget, start, domains, dist, device)
         trainer = _build(family, cfg, run_dir, domains, progress, dist, device)
         trainer.budget = plan
+        if plan is not None:
+            end_s = plan.checkpoint_s + plan.sample_s / cfg.train.sample_every
+            trainer.on_time = OnTime(start + time_budget * (1 - END_MARGIN), trainer.sampler.steps_per_epoch, end_s)
         trainer.training_rows = np.concatenate([np.asarray(d.rows, dtype=np.int64) for d in domains.values()])
         return trainer
     except BaseException:
@@ -81,10 +84,11 @@ def _resolve_budget(family: Family, cfg: Strict, budget_s: float, start: float, 
     plan = plan_schedule(budget_s, elapsed_s=elapsed, seconds_per_step=per_step,
                          checkpoint_s=per_checkpoint, sample_s=per_grid, epochs=o.epochs, epochs_decay=o.epochs_decay,
                          full_steps_per_epoch=full, checkpoint_every=t.checkpoint_every,
-                         sample_every=t.sample_every)  # fmt: skip
+                         sample_every=t.sample_every, headroom=HEADROOM)  # fmt: skip
     resolved = cfg.model_copy(update={
         "optim": o.model_copy(update={"epochs": plan.epochs, "epochs_decay": plan.epochs_decay}),
-        "train": t.model_copy(update={"steps_per_epoch": plan.steps_per_epoch}),
+        "train": t.model_copy(update={"steps_per_epoch": plan.steps_per_epoch,
+                                      "epoch_steps": [plan.steps_per_epoch] * (plan.epochs + plan.epochs_decay)}),
     })  # fmt: skip
     return type(cfg).model_validate(resolved.model_dump()), plan
 
@@ -99,7 +103,10 @@ def _build(family: Family, cfg: Strict, run_dir: Path, domains: dict[str, FaceDa
         warnings.warn("batch norm under several processes normalizes each process's shard separately "
                       "(no SyncBatchNorm); instance norm, CycleGAN's default, is exact", stacklevel=3)  # fmt: skip
     sampler = family.sampler(cfg, domains, device=device, shard=shard(cfg.optim.batch_size, dist))
-    schedule = Schedule(cfg.optim.epochs, cfg.optim.epochs_decay, sampler.steps_per_epoch)
+    schedule = Schedule(cfg.optim.epochs, cfg.optim.epochs_decay, sampler.steps_per_epoch, tuple(t.epoch_steps or ()))
+    if max(schedule.epoch_steps) > sampler.steps_per_epoch:
+        raise ValueError(f"train.epoch_steps asks for {max(schedule.epoch_steps)} steps in an epoch; one pass over "
+                         f"the data is {sampler.steps_per_epoch} steps at batch {cfg.optim.batch_size}")  # fmt: skip
     return Trainer(model, sampler, schedule, run_dir, seed=t.seed, device=device,
                    autocast_dtype=gan_autocast_dtype(device, t.amp), ema_decay=t.ema_decay, log_every=t.log_every,
                    checkpoint_every=t.checkpoint_every, sample_every=t.sample_every, max_loss=t.max_loss,

@@ -205,8 +205,9 @@ def _train_family(family: str, preset: str | None, fields: dict[str, object], *,
     if trainer.dist.is_main:  # under torchrun, one line for the run rather than one per process
         if trainer.budget is not None:
             b = trainer.budget
-            click.echo(f"time budget {b.budget_s:.0f} s: {b.seconds_per_step:.3g} s/step measured -> "
-                       f"{b.epochs}+{b.epochs_decay} epochs x {b.steps_per_epoch} steps (in config.yaml)")  # fmt: skip
+            click.echo(f"time budget {b.budget_s:.0f} s: {b.seconds_per_step:.3g} s/step measured -> planned "
+                       f"{b.epochs}+{b.epochs_decay} epochs x {b.steps_per_epoch} steps, kept on time: "
+                       f"{trainer.schedule.total_steps} steps (train.epoch_steps in config.yaml)")  # fmt: skip
         click.echo(f"finished step {trainer.step} in {out}; samples in {out / 'samples'}")
 
 
@@ -554,11 +555,13 @@ def train_classifier(
                f"{splits.note}")  # fmt: skip
     budget = parse_duration(time_budget) if time_budget is not None else None
     run = run_training(cfg, train_ds, val_ds, out, resume=resume, progress=not quiet, time_budget=budget,
-                       started=_STARTED)  # fmt: skip
+                       started=_STARTED, reserve_validations=len(test_ds) / max(len(val_ds), 1))  # fmt: skip
     if run.budget is not None:
         b = run.budget
-        click.echo(f"time budget {b.budget_s:.0f} s: {b.seconds_per_step:.3g} s/step measured -> {b.epochs} epochs "
-                   f"x {b.steps_per_epoch} steps (in config.yaml)")  # fmt: skip
+        done = sum(run.config.epoch_steps or []) if run.config is not None else b.total_steps
+        click.echo(f"time budget {b.budget_s:.0f} s: {b.seconds_per_step:.3g} s/step measured -> planned {b.epochs} "
+                   f"epochs x {b.steps_per_epoch} steps, kept on time: {done} steps (epoch_steps in "
+                   "config.yaml)")  # fmt: skip
     metrics = evaluate_classifier(run.net, test_ds.with_note(splits.note), tta=cfg.tta, out_dir=out, name="test",
                                   device=resolve_device(cfg.device), tta_padding=tta_padding_for(cfg))  # fmt: skip
     click.echo(f"best epoch {run.best_epoch} of {len(run.history)}: val {cfg.select_metric} {run.best_score:.4f}")

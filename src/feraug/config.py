@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 
 from feraug.data.classes import emotion_index, emotion_name
 from feraug.gan.losses import GanMode
@@ -113,6 +113,9 @@ class TrainConfig(Strict):
     amp: bool | Literal["auto"] = Field("auto", description="bf16 autocast; auto = on for CUDA only")
     ema_decay: float = Field(0.0, ge=0.0, lt=1.0, description="EMA of generator weights; 0 disables")
     steps_per_epoch: int | None = Field(None, ge=1, description="cap on steps per epoch (quick runs)")
+    epoch_steps: list[PositiveInt] | None = Field(
+        None, description="each epoch's own step count (epochs + epochs_decay of them, each at most one pass "
+        "over the data); a time budget writes it to keep the run on time")  # fmt: skip
     log_every: int = Field(50, ge=1)
     checkpoint_every: int = Field(1000, ge=1, description="steps between checkpoints (also at epoch ends)")
     sample_every: int = Field(1, ge=1, description="epochs between sample grids")
@@ -336,6 +339,9 @@ class ClassifierConfig(Strict):
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     amp: bool | Literal["auto"] = Field("auto", description="autocast on CUDA; auto = on for CUDA only")
     steps_per_epoch: int | None = Field(None, ge=1, description="cap on steps per epoch (quick runs)")
+    epoch_steps: list[PositiveInt] | None = Field(
+        None, description="each epoch's own step count (epochs of them, each at most one pass over the data); "
+        "a time budget writes it to keep the run on time")  # fmt: skip
     log_every: int = Field(50, ge=1, description="steps between train-loss lines in metrics.jsonl")
     labels: Literal["fer2013", "ferplus-majority"] = Field(
         "fer2013", description="label source: the data's own labels, or the FER+ plurality vote (faces without one "

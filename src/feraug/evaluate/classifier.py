@@ -54,10 +54,10 @@ from feraug.data.augment import classifier_augment, ten_crop, to_float
 from feraug.data.dataset import FaceDataset
 from feraug.evaluate.metrics import classification_metrics
 from feraug.nets.classifiers import ExpressionClassifier, build_classifier, classifier_from_arch
-from feraug.train.budget import BudgetPlan, plan_schedule, synchronize
+from feraug.train.budget import END_MARGIN, HEADROOM, BudgetPlan, OnTime, plan_schedule, synchronize
 from feraug.train.checkpoint import load_checkpoint, save_checkpoint
 from feraug.train.device import autocast_dtype, resolve_device
-from feraug.train.runinfo import write_run_info
+from feraug.train.runinfo import write_config, write_run_info
 from feraug.train.seeding import INIT, ORDER, STEP, derive_seed, generator
 from feraug.train.trainer import TrainingDivergedError
 
@@ -212,7 +212,13 @@ class _Fit:
         self.batch_size = min(cfg.batch_size, len(train))
         full = len(train) // self.batch_size  # drop the ragged last batch: every step has the same size
         self.steps_per_epoch = min(full, cfg.steps_per_epoch) if cfg.steps_per_epoch else full
-        self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.full_steps_per_epoch = full
+        self.epoch_steps = list(cfg.epoch_steps) if cfg.epoch_steps else [self.steps_per_epoch] * cfg.epochs
+        if len(self.epoch_steps) != cfg.epochs or max(self.epoch_steps) > full:
+            raise ValueError(f"epoch_steps must hold {cfg.epochs} step counts (one per epoch), each at most one pass "
+                             f"over the data ({full} steps at batch {self.batch_size}); got {self.epoch_steps}")
+        self.total_steps = sum(self.epoch_steps)
+        self.on_time: OnTime | None = None  # keeps a budgeted run on time (the call that resolved the budget)
         self.loss_weight = balanced_class_weights(train).to(device) if cfg.class_weights == "balanced" else None
         self.tta_padding = tta_padding_for(cfg)
         # progress
@@ -304,7 +310,9 @@ class _Fit:
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.plateau is None:
-            lr = self.cfg.lr * lr_factor(self.cfg.schedule, self.step, self.total_steps)
+            # counted in epochs, so epochs that a time budget re-sizes later change nothing that already ran
+            n, index = self.epoch_steps[min(self.epoch, len(self.epoch_steps) - 1)], self.step - self._epoch_start
+            lr = self.cfg.lr * lr_factor(self.cfg.schedule, self.epoch * n + index, len(self.epoch_steps) * n)
             for group in self.opt.param_groups:
                 group["lr"] = lr
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
@@ -328,13 +336,14 @@ class _Fit:
                     else "no checkpoint was written yet")  # fmt: skip
             raise TrainingDivergedError(
                 f"non-finite training loss ({values[bad[0]]}) at epoch {self.epoch + 1}, step {index + 1} of "
-                f"{self.steps_per_epoch} (global step {step + 1}); {kept}. Lower lr, or resume after changing it."
+                f"{self.epoch_steps[self.epoch]} (global step {step + 1}); {kept}. Lower lr, or resume after "
+                "changing it."
             )
         return values
 
     def _epoch(self) -> None:
-        cfg, spe = self.cfg, self.steps_per_epoch
-        epoch = self.epoch
+        cfg, epoch = self.cfg, self.epoch
+        spe = self.epoch_steps[epoch]
         self._epoch_start = self.step
         order = torch.randperm(len(self.images), generator=generator(cfg.seed, ORDER, epoch)).to(self.device)
         torch.manual_seed(derive_seed(cfg.seed, _DROPOUT, epoch))
@@ -354,7 +363,7 @@ class _Fit:
                 loss_sum += float(values.sum())
                 now = time.perf_counter()
                 if index < spe - 1:  # the epoch line carries the end-of-epoch window
-                    self._log({"kind": "step", "step": self.step, "epoch": self.step / spe,
+                    self._log({"kind": "step", "step": self.step, "epoch": epoch + (index + 1) / spe,
                                "loss": float(values.mean()), "lr": self.opt.param_groups[0]["lr"],
                                "img_per_s": len(values) * self.batch_size / max(now - window_time, 1e-9)})  # fmt: skip
                     self.bar.set_postfix(self._postfix(float(values.mean())), refresh=False)
@@ -366,6 +375,7 @@ class _Fit:
             "img_per_s": spe * self.batch_size / max(train_seconds, 1e-9),
         }  # fmt: skip
         improved = True
+        end_start = time.perf_counter()
         if self.val is not None:
             metrics, val_loss = self._validate()
             score = float(metrics[cfg.select_metric])
@@ -392,8 +402,12 @@ class _Fit:
                        "best_score": self.best_score if self.val is not None else None, "improved": improved,
                        "stopped_early": self.stopped_early})  # fmt: skip
         self.history.append(record)
+        if self.on_time is not None and not self.stopped_early:
+            self._keep_on_time(spe, train_seconds)
         if self.run_dir is not None:  # best.pt first: a crash in between replays this epoch
             save_checkpoint(self.last_state(), last_checkpoint(self.run_dir))
+        if self.on_time is not None:
+            self.on_time.record_end(time.perf_counter() - end_start)
         self._log(record)
         self.bar.set_postfix(self._postfix(record["train_loss"]), refresh=False)
         if self.stopped_early and self.progress:
@@ -426,6 +440,20 @@ class _Fit:
             save_checkpoint(self.last_state(), Path(scratch) / "last.pt")
         t2 = time.perf_counter()
         return per_step, 2 * (t2 - t1), t1 - t0
+
+    def _keep_on_time(self, steps: int, train_s: float) -> None:
+        """Re-size the epochs still to come so the run ends at its budget's deadline
+        (:class:`feraug.train.budget.OnTime`); the new lengths go into the config and ``config.yaml``."""
+        assert self.on_time is not None
+        new = self.on_time.epoch_done(self.epoch_steps, self.epoch, train_s=train_s, steps=steps,
+                                      now=time.perf_counter())  # fmt: skip
+        if new == self.epoch_steps:
+            return
+        self.epoch_steps, self.total_steps = new, sum(new)
+        self.cfg = self.cfg.model_copy(update={"epoch_steps": new})
+        if self.run_dir is not None:
+            write_config(self.run_dir, self.cfg.model_dump(mode="json"))
+        self.bar.total = self.total_steps
 
     def _validate(self) -> tuple[dict[str, Any], float]:
         """Val metrics without augmentation (with ten-crop TTA when configured) and the val loss."""
@@ -468,6 +496,7 @@ def train_classifier(
     progress: bool = True,
     time_budget: float | None = None,
     started: float | None = None,
+    reserve_validations: float = 0.0,
 ) -> ClassifierRun:
     """Train a classifier on ``train``, selecting the best epoch on ``val``; see the module docstring.
 
@@ -484,7 +513,10 @@ def train_classifier(
             value; default: this call): a throwaway copy trains for a few seconds, then ``epochs`` and
             ``steps_per_epoch`` are fixed so that the schedule ends within it (:mod:`feraug.train.budget`);
             the run's ``config.yaml`` and ``ClassifierRun.config`` hold the resolved values, ``meta.json``
-            the measurements.
+            the measurements. While it trains, the epochs still to come are re-sized at each epoch end to
+            keep it on time (:class:`feraug.train.budget.OnTime`; ``epoch_steps`` in the config).
+        reserve_validations: with a time budget, the work the caller does after training, in validation
+            passes (the CLI's test pass: test faces / val faces), kept free at the end of the budget.
 
     Raises:
         FileExistsError: ``run_dir`` already holds a run and ``resume`` is off.
@@ -511,12 +543,18 @@ def train_classifier(
             per_step, per_checkpoint, per_validation = probe.measure(min(max(0.05 * time_budget, 3.0), 90.0))
             full = len(train) // probe.batch_size
             del probe
-            plan = plan_schedule(time_budget, elapsed_s=time.perf_counter() - start, seconds_per_step=per_step,
-                                 checkpoint_s=per_checkpoint, sample_s=per_validation, epochs=cfg.epochs,
-                                 epochs_decay=0, full_steps_per_epoch=full, checkpoint_every=10**9)  # fmt: skip
-            cfg = cfg.model_copy(update={"epochs": plan.epochs, "steps_per_epoch": plan.steps_per_epoch})
+            reserve = reserve_validations * per_validation
+            plan = plan_schedule(time_budget, elapsed_s=time.perf_counter() - start + reserve,
+                                 seconds_per_step=per_step, checkpoint_s=per_checkpoint, sample_s=per_validation,
+                                 epochs=cfg.epochs, epochs_decay=0, full_steps_per_epoch=full,
+                                 checkpoint_every=10**9, headroom=HEADROOM)  # fmt: skip
+            cfg = cfg.model_copy(update={"epochs": plan.epochs, "steps_per_epoch": plan.steps_per_epoch,
+                                         "epoch_steps": [plan.steps_per_epoch] * plan.epochs})  # fmt: skip
             cfg = type(cfg).model_validate(cfg.model_dump())
         fit = _Fit(cfg, train, val, run_dir, device, progress)
+        if plan is not None:
+            fit.on_time = OnTime(start + time_budget * (1 - END_MARGIN), fit.full_steps_per_epoch,
+                                 epoch_end_s=plan.checkpoint_s + plan.sample_s, reserve_s=reserve)  # fmt: skip
         if resume:
             fit.resume()
         elif run_dir is not None:

@@ -409,7 +409,9 @@ def write_quality(out: Path, rows: list[dict[str, Any]], per_face: dict[str, np.
     files = {"json": out / "quality.json", "md": out / "quality.md"}
     record = {"rows": rows, "info": info, "per_face": {key: v.tolist() for key, v in per_face.items()}}
     files["json"].write_text(json.dumps(record, indent=2))
-    files["md"].write_text(f"# Synthetic set quality: {info['source']} -> {info['target']}\n\n```\n"
+    title = (f"{info['source']} -> {info['target']}" if info["translation"] else
+             f"{info['target']} sampled from noise (untranslated row: real {info['source']} faces)")  # fmt: skip
+    files["md"].write_text(f"# Synthetic set quality: {title}\n\n```\n"
                            f"{format_table(rows)}\n```\n" + memorization_line(info.get("memorization")))  # fmt: skip
     for key, higher_better in GRID_SCORES.items():
         if key not in per_face:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -31,11 +32,18 @@ def git_revision() -> str | None:
         return None
 
 
+def write_config(run_dir: Path, config: dict[str, Any]) -> None:
+    """``config.yaml``, atomically: a time budget rewrites it while the run goes on (its epoch lengths)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / "config.yaml.tmp"
+    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    os.replace(tmp, run_dir / "config.yaml")
+
+
 def write_run_info(run_dir: Path, config: dict[str, Any], seed: int, device: torch.device, world: int = 1,
                    extra: dict[str, Any] | None = None) -> None:  # fmt: skip
     """``config.yaml`` (the resolved config, reusable with ``--config``) and ``meta.json`` (plus ``extra``)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    write_config(run_dir, config)
     meta = {
         "seed": seed,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -15,7 +15,9 @@ Run folder layout::
 
 from __future__ import annotations
 
+import bisect
 import copy
+import itertools
 import json
 import math
 import time
@@ -30,7 +32,7 @@ from tqdm.auto import tqdm
 from feraug.data.augment import to_uint8
 from feraug.models.base import GANModel, StepContext
 from feraug.report.grid import labelled_grid, save_image
-from feraug.train.budget import synchronize
+from feraug.train.budget import OnTime, synchronize
 from feraug.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from feraug.train.distributed import (
     DistInfo,
@@ -42,6 +44,7 @@ from feraug.train.distributed import (
     mean_and_any,
     sync_optimizers,
 )
+from feraug.train.runinfo import write_config
 from feraug.train.sampler import DomainSampler
 from feraug.train.seeding import STEP, generator
 
@@ -52,11 +55,27 @@ class TrainingDivergedError(FloatingPointError):
 
 @dataclass(frozen=True)
 class Schedule:
-    """Steps and learning-rate decay: constant for ``epochs``, then linear to 0 over ``epochs_decay``."""
+    """Steps and learning-rate decay: constant for ``epochs``, then linear to 0 over ``epochs_decay``.
+
+    Epochs usually have ``steps_per_epoch`` steps each; a time budget may give each its own length
+    (``epoch_steps``, see :class:`feraug.train.budget.OnTime`). Where a step is in the run is then
+    counted in epochs, so lengthening epochs still to come changes nothing that already ran.
+    """
 
     epochs: int
     epochs_decay: int
     steps_per_epoch: int
+    epoch_steps: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.epoch_steps:
+            object.__setattr__(self, "epoch_steps", (self.steps_per_epoch,) * self.total_epochs)
+        elif len(self.epoch_steps) != self.total_epochs or min(self.epoch_steps) < 1:
+            raise ValueError(f"train.epoch_steps must hold {self.total_epochs} positive step counts (epochs + "
+                             f"epochs_decay), got {list(self.epoch_steps)}")  # fmt: skip
+        starts = tuple(itertools.accumulate(self.epoch_steps, initial=0))
+        object.__setattr__(self, "_starts", starts)
+        object.__setattr__(self, "_ends", frozenset(starts[1:]))
 
     @property
     def total_epochs(self) -> int:
@@ -64,7 +83,22 @@ class Schedule:
 
     @property
     def total_steps(self) -> int:
-        return self.total_epochs * self.steps_per_epoch
+        return self._starts[-1]  # type: ignore[attr-defined]
+
+    def locate(self, step: int) -> tuple[int, int]:
+        """(epoch, index within it) of global ``step``; past the end, the last epoch's."""
+        epoch = min(bisect.bisect_right(self._starts, step) - 1, self.total_epochs - 1)  # type: ignore[attr-defined]
+        return epoch, step - self._starts[epoch]  # type: ignore[attr-defined]
+
+    def ends_epoch(self, step: int) -> bool:
+        """Whether ``step`` steps complete an epoch."""
+        return step in self._ends  # type: ignore[attr-defined]
+
+    def progress(self, step: int) -> float:
+        """Fraction of the run done before ``step``, counted in epochs (``step / total_steps`` when uniform)."""
+        epoch, index = self.locate(step)
+        n = self.epoch_steps[epoch]
+        return (epoch * n + index) / (self.total_epochs * n)
 
     def lr_factor(self, epoch: int) -> float:
         """CycleGAN's linear policy: 1 for the first ``epochs``, then down to ``1/(decay+1)`` in the last."""
@@ -128,6 +162,7 @@ class Trainer:
         self._window_start = (0, time.perf_counter())
         self._tb: Any = None
         self.budget: Any = None  # the resolved time budget (feraug.train.budget.BudgetPlan), when one was given
+        self.on_time: OnTime | None = None  # keeps a budgeted run on time (the invocation that resolved it)
         self.training_rows: Any = None  # data rows of the faces it trains on (feraug.train.provenance)
 
     # -- state ----------------------------------------------------------------------------------
@@ -139,7 +174,7 @@ class Trainer:
             "arch": self.model.arch(),
             "config": self.config,
             "step": self.step,
-            "epoch": self.step // self.schedule.steps_per_epoch,
+            "epoch": self.schedule.locate(self.step)[0],
             "networks": {k: v.state_dict() for k, v in self.model.networks.items()},
             "ema": {k: v.state_dict() for k, v in self.ema.items()},
             "optimizers": {k: v.state_dict() for k, v in self.model.optimizers.items()},
@@ -203,13 +238,11 @@ class Trainer:
         schedule's length (learning-rate decay, the weighted cycle loss's γ) as in the whole run:
         for time-limited jobs, and what makes interrupted-then-resumed runs testable.
         """
-        s = self.schedule
         if stop_at is not None and stop_at < 1:
             raise ValueError(f"stop_at must be a step >= 1, got {stop_at}")
-        end = s.total_steps if stop_at is None else min(stop_at, s.total_steps)
         self._open_tensorboard()
         bar = tqdm(
-            total=s.total_steps,
+            total=self.schedule.total_steps,
             initial=self.step,
             unit="step",
             disable=None if self.progress else True,
@@ -218,22 +251,32 @@ class Trainer:
         last: dict[str, Any] = {}
         start = self.step
         self._window_start = (self.step, time.perf_counter())
+        epoch_clock = (self.step, time.perf_counter())
         try:
-            while self.step < end:
-                epoch, index = divmod(self.step, s.steps_per_epoch)
+            while self.step < min(self.schedule.total_steps, stop_at or self.schedule.total_steps):
+                epoch, index = self.schedule.locate(self.step)
                 if index == 0 or self.step == start:
                     self._set_learning_rates(epoch)
                 self._train_one_step()
                 bar.update(1)
-                end_of_epoch = self.step % s.steps_per_epoch == 0
+                end_of_epoch = self.schedule.ends_epoch(self.step)
                 if self.step % self.log_every == 0 or end_of_epoch:
                     last = self._flush_logs(force_check=False) or last
                     shown = {k: f"{v:.3g}" for k, v in last.items() if k.startswith("D/") or "total" in k}
                     bar.set_postfix(shown, refresh=False)
+                if end_of_epoch and self.on_time is not None:
+                    synchronize(self.device)
+                    self._keep_on_time(epoch + 1, self.step - epoch_clock[0], time.perf_counter() - epoch_clock[1])
+                    bar.total = self.schedule.total_steps
+                    end_start = time.perf_counter()
                 if self.step % self.checkpoint_every == 0 or end_of_epoch:
                     self.save()
                 if end_of_epoch and (epoch + 1) % self.sample_every == 0 and self.dist.is_main:
                     self.sample_grid(epoch + 1)
+                if end_of_epoch and self.on_time is not None:
+                    self.on_time.record_end(float(max_over(torch.tensor([time.perf_counter() - end_start],
+                                                                        dtype=torch.float64), self.dist)[0]))
+                    epoch_clock = (self.step, time.perf_counter())
             if self.last_good is None or self.last_good[1] != self.step:  # stopped between checkpoints
                 self.save()
         finally:
@@ -242,15 +285,31 @@ class Trainer:
                 self._tb.close()
         return last
 
+    def _keep_on_time(self, finished: int, steps: int, train_s: float) -> None:
+        """Re-size the epochs still to come so the run ends at its budget's deadline (feraug.train.budget.OnTime);
+        the new lengths go into ``config.yaml`` and the checkpoints' config. Every process decides alike."""
+        assert self.on_time is not None
+        worst = max_over(torch.tensor([train_s, time.perf_counter() - self.on_time.deadline], dtype=torch.float64),
+                         self.dist)  # fmt: skip
+        s = self.schedule
+        steps_now = self.on_time.epoch_done(list(s.epoch_steps), finished, train_s=float(worst[0]), steps=steps,
+                                            now=self.on_time.deadline + float(worst[1]))  # fmt: skip
+        if steps_now == list(s.epoch_steps):
+            return
+        self.schedule = Schedule(s.epochs, s.epochs_decay, s.steps_per_epoch, tuple(steps_now))
+        self.config = {**self.config, "train": {**self.config["train"], "epoch_steps": steps_now}}
+        if self.dist.is_main:
+            write_config(self.run_dir, self.config)
+
     def _train_one_step(self) -> None:
         s = self.schedule
-        epoch, index = divmod(self.step, s.steps_per_epoch)
+        epoch, index = s.locate(self.step)
         # the model's streams (pool, penalty) per process; augmentation of the global batch alike everywhere
         rank = (self.dist.rank,) if self.dist.world > 1 else ()
         gens = (*(generator(self.seed, STEP, self.step, k, *rank, device=self.device) for k in range(2)),
                 generator(self.seed, STEP, self.step, 2, device=self.device))  # fmt: skip
         batch = self.sampler.batch(epoch, index, gens[2])
-        ctx = StepContext(self.step, epoch, self.step / s.total_steps, gens[:2], self.autocast_dtype)
+        ctx = StepContext(self.step, epoch, s.progress(self.step), gens[:2], self.autocast_dtype)
         losses = self.model.train_step(batch, ctx)
         self._update_ema()
         self._accumulate(losses)
@@ -330,7 +389,8 @@ class Trainer:
         start_step, start_time = self._window_start
         now = time.perf_counter()
         steps = self.step - start_step
-        record = {"step": self.step, "epoch": self.step / self.schedule.steps_per_epoch, **means,
+        epoch, index = self.schedule.locate(self.step)
+        record = {"step": self.step, "epoch": epoch + index / self.schedule.epoch_steps[epoch], **means,
                   "lr": {k: o.param_groups[0]["lr"] for k, o in self.model.optimizers.items()},
                   "img_per_s": steps * self.sampler.batch_size / max(now - start_time, 1e-9)}  # fmt: skip
         self._sums, self._counts = {}, {}

@@ -18,7 +18,7 @@ from feraug.evaluate.classifier import train_classifier
 from feraug.train.budget import OnTime, plan_schedule, resize_remaining
 from feraug.train.budget import parse_duration as seconds
 from feraug.train.checkpoint import load_checkpoint
-from feraug.train.trainer import checkpoint_path
+from feraug.train.trainer import Schedule, checkpoint_path
 
 TINY = ["net.ngf=8", "net.n_blocks=1", "net.ndf=8", "optim.batch_size=4", "optim.pool_size=4", "optim.epochs=2",
         "optim.epochs_decay=2", "data.source=neutral", "data.target=happy", "train.device=cpu"]  # fmt: skip
@@ -146,6 +146,21 @@ def test_resize_remaining_on_hand_computed_values() -> None:
     assert resize_remaining([10, 10], 0, left_s=1e6, **one) == [12, 12]
     assert resize_remaining([10, 10], 1, left_s=-5, **one) == [10, 1]
     assert resize_remaining([10, 10], 2, left_s=0, **one) == [10, 10]
+
+
+def test_schedule_locates_steps_in_epochs_of_their_own_lengths() -> None:
+    s = Schedule(2, 1, 10, (3, 5, 2))
+    assert s.total_steps == 10 and [s.locate(t) for t in (0, 2, 3, 7, 8, 9)] == [(0, 0), (0, 2), (1, 0), (1, 4),
+                                                                                 (2, 0), (2, 1)]  # fmt: skip
+    assert [t for t in range(11) if s.ends_epoch(t)] == [3, 8, 10]
+    # past the end (a budget's probe trains there) further epochs as long as the last: never an empty batch
+    assert [s.locate(t) for t in (10, 11, 12, 13)] == [(3, 0), (3, 1), (4, 0), (4, 1)]
+    # progress counts in epochs; uniform epochs give step / total exactly
+    assert s.progress(3) == 1 / 3 and s.progress(4) == (5 + 1) / 15
+    u = Schedule(2, 2, 7)
+    assert all(u.progress(t) == t / 28 for t in range(28))
+    with pytest.raises(ValueError, match="3 positive step counts"):
+        Schedule(2, 1, 10, (3, 5))
 
 
 def test_on_time_paces_by_the_recent_third_and_the_median_epoch_end() -> None:

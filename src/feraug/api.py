@@ -105,8 +105,9 @@ def _build(family: Family, cfg: Strict, run_dir: Path, domains: dict[str, FaceDa
     sampler = family.sampler(cfg, domains, device=device, shard=shard(cfg.optim.batch_size, dist))
     schedule = Schedule(cfg.optim.epochs, cfg.optim.epochs_decay, sampler.steps_per_epoch, tuple(t.epoch_steps or ()))
     if max(schedule.epoch_steps) > sampler.steps_per_epoch:
-        raise ValueError(f"train.epoch_steps asks for {max(schedule.epoch_steps)} steps in an epoch; one pass over "
-                         f"the data is {sampler.steps_per_epoch} steps at batch {cfg.optim.batch_size}")  # fmt: skip
+        raise ValueError(f"train.epoch_steps asks for {max(schedule.epoch_steps)} steps in an epoch; an epoch holds "
+                         f"at most {sampler.steps_per_epoch} (two passes over the data at batch "
+                         f"{cfg.optim.batch_size})")  # fmt: skip
     return Trainer(model, sampler, schedule, run_dir, seed=t.seed, device=device,
                    autocast_dtype=gan_autocast_dtype(device, t.amp), ema_decay=t.ema_decay, log_every=t.log_every,
                    checkpoint_every=t.checkpoint_every, sample_every=t.sample_every, max_loss=t.max_loss,

@@ -114,7 +114,7 @@ class TrainConfig(Strict):
     ema_decay: float = Field(0.0, ge=0.0, lt=1.0, description="EMA of generator weights; 0 disables")
     steps_per_epoch: int | None = Field(None, ge=1, description="cap on steps per epoch (quick runs)")
     epoch_steps: list[PositiveInt] | None = Field(
-        None, description="each epoch's own step count (epochs + epochs_decay of them, each at most one pass "
+        None, description="each epoch's own step count (epochs + epochs_decay of them, each at most two passes "
         "over the data); a time budget writes it to keep the run on time")  # fmt: skip
     log_every: int = Field(50, ge=1)
     checkpoint_every: int = Field(1000, ge=1, description="steps between checkpoints (also at epoch ends)")
@@ -340,7 +340,7 @@ class ClassifierConfig(Strict):
     amp: bool | Literal["auto"] = Field("auto", description="autocast on CUDA; auto = on for CUDA only")
     steps_per_epoch: int | None = Field(None, ge=1, description="cap on steps per epoch (quick runs)")
     epoch_steps: list[PositiveInt] | None = Field(
-        None, description="each epoch's own step count (epochs of them, each at most one pass over the data); "
+        None, description="each epoch's own step count (epochs of them, each at most two passes over the data); "
         "a time budget writes it to keep the run on time")  # fmt: skip
     log_every: int = Field(50, ge=1, description="steps between train-loss lines in metrics.jsonl")
     labels: Literal["fer2013", "ferplus-majority"] = Field(

@@ -214,9 +214,9 @@ class _Fit:
         self.steps_per_epoch = min(full, cfg.steps_per_epoch) if cfg.steps_per_epoch else full
         self.full_steps_per_epoch = full
         self.epoch_steps = list(cfg.epoch_steps) if cfg.epoch_steps else [self.steps_per_epoch] * cfg.epochs
-        if len(self.epoch_steps) != cfg.epochs or max(self.epoch_steps) > full:
-            raise ValueError(f"epoch_steps must hold {cfg.epochs} step counts (one per epoch), each at most one pass "
-                             f"over the data ({full} steps at batch {self.batch_size}); got {self.epoch_steps}")
+        if len(self.epoch_steps) != cfg.epochs or max(self.epoch_steps) > 2 * full:
+            raise ValueError(f"epoch_steps must hold {cfg.epochs} step counts (one per epoch), each at most two passes "
+                             f"over the data ({2 * full} steps at batch {self.batch_size}); got {self.epoch_steps}")
         self.total_steps = sum(self.epoch_steps)
         self.on_time: OnTime | None = None  # keeps a budgeted run on time (the call that resolved the budget)
         self.loss_weight = balanced_class_weights(train).to(device) if cfg.class_weights == "balanced" else None
@@ -345,7 +345,10 @@ class _Fit:
         cfg, epoch = self.cfg, self.epoch
         spe = self.epoch_steps[epoch]
         self._epoch_start = self.step
-        order = torch.randperm(len(self.images), generator=generator(cfg.seed, ORDER, epoch)).to(self.device)
+        g = generator(cfg.seed, ORDER, epoch)
+        # an epoch that a time budget lengthened past one pass goes on into a second permutation
+        order = torch.cat([torch.randperm(len(self.images), generator=g)
+                           for _ in range(1 if spe <= self.full_steps_per_epoch else 2)]).to(self.device)  # fmt: skip
         torch.manual_seed(derive_seed(cfg.seed, _DROPOUT, epoch))
         self.net.train()
         start_time = time.perf_counter()
@@ -553,7 +556,7 @@ def train_classifier(
             cfg = type(cfg).model_validate(cfg.model_dump())
         fit = _Fit(cfg, train, val, run_dir, device, progress)
         if plan is not None:
-            fit.on_time = OnTime(start + time_budget * (1 - END_MARGIN), fit.full_steps_per_epoch,
+            fit.on_time = OnTime(start + time_budget * (1 - END_MARGIN), 2 * fit.full_steps_per_epoch,
                                  epoch_end_s=plan.checkpoint_s + plan.sample_s, reserve_s=reserve)  # fmt: skip
         if resume:
             fit.resume()

@@ -72,16 +72,19 @@ def noise_gan_faces(cfg: NoiseGANConfig, data: FaceDataset | None = None) -> dic
     return {"faces": FaceDataset(faces.images, renumbered, faces.usage, faces.rows, source=faces.source)}
 
 
-def _sampler_cap(train: Any) -> int | None:
-    """The sampler's epoch length: one full pass when epochs have their own lengths (a time budget may
-    lengthen those still to come, and each epoch's order must not depend on how long it turns out)."""
-    return None if train.epoch_steps else train.steps_per_epoch
+def _sampler_length(train: Any) -> dict[str, Any]:
+    """The sampler's epoch length. When epochs have their own lengths (a time budget may lengthen those
+    still to come, up to two passes over the data) every epoch's order is drawn for two full passes, so
+    that it does not depend on how long the epoch turns out."""
+    if train.epoch_steps:
+        return {"steps_per_epoch": None, "passes": 2}
+    return {"steps_per_epoch": train.steps_per_epoch}
 
 
 def _domain_sampler(cfg: CycleGANConfig, faces: dict[str, FaceDataset], *, device: torch.device,
                     shard: slice) -> DomainSampler:  # fmt: skip
     return DomainSampler({k: v.images for k, v in faces.items()}, cfg.optim.batch_size, seed=cfg.train.seed,
-                         device=device, augment=cfg.optim.augment, steps_per_epoch=_sampler_cap(cfg.train),
+                         device=device, augment=cfg.optim.augment, **_sampler_length(cfg.train),
                          shard=shard)  # fmt: skip
 
 
@@ -90,7 +93,7 @@ def _labelled_sampler(cfg: NoiseGANConfig, faces: dict[str, FaceDataset], *, dev
     f = faces["faces"]
     return LabelledSampler(f.images, f.labels, cfg.optim.batch_size, seed=cfg.train.seed, device=device,
                            balanced=cfg.data.balanced, augment=cfg.optim.augment,
-                           steps_per_epoch=_sampler_cap(cfg.train), shard=shard)  # fmt: skip
+                           **_sampler_length(cfg.train), shard=shard)  # fmt: skip
 
 
 def _cyclegan(cfg: CycleGANConfig, device: torch.device) -> Any:

@@ -120,7 +120,8 @@ def resize_remaining(
 
     The R epochs still to come share the S = (left − R·epoch_end_s) / seconds_per_step steps that fit,
     as evenly as whole steps allow (the first S mod R get one more: epochs of a few steps cannot all
-    be 4.6 long), each at least 1 and at most one pass over the data. Only epochs that have not
+    be 4.6 long), each at least 1 and at most ``full_steps_per_epoch`` (two passes over the data, as
+    the trainers allow a budgeted epoch). Only epochs that have not
     started change, so what already ran stays what the final list describes: a re-run with it is exact.
     """
     remaining = len(epoch_steps) - finished

@@ -32,6 +32,7 @@ class DomainSampler:
         augment: bool = False,
         steps_per_epoch: int | None = None,
         shard: slice | None = None,
+        passes: int = 1,
     ) -> None:
         for name, images in domains.items():
             if images.shape[0] == 0:
@@ -42,7 +43,7 @@ class DomainSampler:
         self.device = device
         self.augment = augment
         self.shard = shard or slice(None)
-        full = math.ceil(max(len(v) for v in domains.values()) / batch_size)
+        full = passes * math.ceil(max(len(v) for v in domains.values()) / batch_size)
         self.steps_per_epoch = min(full, steps_per_epoch) if steps_per_epoch else full
         self._epoch = -1
         self._order: dict[str, torch.Tensor] = {}
@@ -95,6 +96,7 @@ class LabelledSampler:
         augment: bool = False,
         steps_per_epoch: int | None = None,
         shard: slice | None = None,
+        passes: int = 1,
     ) -> None:
         if images.shape[0] == 0:
             raise ValueError("no images to train on")
@@ -108,7 +110,7 @@ class LabelledSampler:
         self.balanced = balanced
         self.augment = augment
         self.shard = shard or slice(None)
-        full = math.ceil(images.shape[0] / batch_size)
+        full = passes * math.ceil(images.shape[0] / batch_size)
         self.steps_per_epoch = min(full, steps_per_epoch) if steps_per_epoch else full
         self._members = [torch.nonzero(labels == k).flatten() for k in torch.unique(labels).tolist()]
         self._epoch = -1

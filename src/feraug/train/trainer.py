@@ -86,8 +86,12 @@ class Schedule:
         return self._starts[-1]  # type: ignore[attr-defined]
 
     def locate(self, step: int) -> tuple[int, int]:
-        """(epoch, index within it) of global ``step``; past the end, the last epoch's."""
-        epoch = min(bisect.bisect_right(self._starts, step) - 1, self.total_epochs - 1)  # type: ignore[attr-defined]
+        """(epoch, index within it) of global ``step``. Past the end (only a time budget's throwaway probe
+        trains there) the run goes on in further epochs as long as its last one."""
+        if step >= self.total_steps:
+            epoch, index = divmod(step - self.total_steps, self.epoch_steps[-1])
+            return self.total_epochs + epoch, index
+        epoch = bisect.bisect_right(self._starts, step) - 1  # type: ignore[attr-defined]
         return epoch, step - self._starts[epoch]  # type: ignore[attr-defined]
 
     def ends_epoch(self, step: int) -> bool:
@@ -97,7 +101,7 @@ class Schedule:
     def progress(self, step: int) -> float:
         """Fraction of the run done before ``step``, counted in epochs (``step / total_steps`` when uniform)."""
         epoch, index = self.locate(step)
-        n = self.epoch_steps[epoch]
+        n = self.epoch_steps[min(epoch, self.total_epochs - 1)]
         return (epoch * n + index) / (self.total_epochs * n)
 
     def lr_factor(self, epoch: int) -> float:
@@ -390,7 +394,8 @@ class Trainer:
         now = time.perf_counter()
         steps = self.step - start_step
         epoch, index = self.schedule.locate(self.step)
-        record = {"step": self.step, "epoch": epoch + index / self.schedule.epoch_steps[epoch], **means,
+        n = self.schedule.epoch_steps[min(epoch, self.schedule.total_epochs - 1)]
+        record = {"step": self.step, "epoch": epoch + index / n, **means,
                   "lr": {k: o.param_groups[0]["lr"] for k, o in self.model.optimizers.items()},
                   "img_per_s": steps * self.sampler.batch_size / max(now - start_time, 1e-9)}  # fmt: skip
         self._sums, self._counts = {}, {}

@@ -3,18 +3,23 @@
     python benchmarks/bench_gan_step.py [--threads 2] [--seconds 8] [--device cpu]
 
 One row per preset at the batch size it trains with (the CycleGAN CPU recipe at its ngf 32 and
-batch 4; the noise GANs at batch 64): real images per second through ``model.train_step`` (every
+batch 4, and seed 002's presets at the same width and batch; the noise GANs at batch 64): real images per
+second through ``model.train_step`` (every
 update it makes, a generator update every ``n_critic`` steps included), after two untimed steps,
 median of 1-second windows so a noisy neighbour moves the figure less. Families are built through
 ``feraug.models.registry``, as ``feraug train FAMILY`` builds them. Compare rows of one invocation:
-timings on a shared 2-core machine drift by ±20% between runs.
+timings on a shared 2-core machine drift by ±20% between runs. The ecyclegan rows' φ is a
+``fast`` expression classifier (its cost does not depend on its weights: it is trained for one
+step on toy faces here, in a temporary folder).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,6 +33,14 @@ ROWS = [
     ("cyclegan (seed 000, ngf 64, batch 1)", "cyclegan", "cyclegan", []),
     ("cyclegan-improved CPU recipe (ngf 32, batch 4)", "cyclegan", "cyclegan-improved",
      ["net.ngf=32", "optim.batch_size=4"]),
+    ("cyclegan (ngf 32, batch 4)", "cyclegan", "cyclegan", ["net.ngf=32", "optim.batch_size=4"]),
+    ("cyclegan-diffaug (ngf 32, batch 4)", "cyclegan", "cyclegan-diffaug", ["net.ngf=32", "optim.batch_size=4"]),
+    ("ecyclegan (ngf 32, batch 4, fast-classifier φ)", "cyclegan", "ecyclegan",
+     ["net.ngf=32", "optim.batch_size=4", "loss.perceptual={phi}"]),
+    ("ecyclegan, L1 instead of perceptual (ngf 32, batch 4)", "cyclegan", "ecyclegan",
+     ["net.ngf=32", "optim.batch_size=4", "loss.perceptual_alpha=0", "loss.perceptual_beta=1"]),
+    ("ecyclegan-wgangp (ngf 32, batch 4, n_critic 5)", "cyclegan", "ecyclegan-wgangp",
+     ["net.ngf=32", "optim.batch_size=4", "loss.perceptual={phi}"]),
     ("dcgan (one class, batch 64)", "dcgan", "dcgan", []),
     ("wgan-gp (n_critic 5, batch 64)", "dcgan", "wgan-gp", []),
     ("cdcgan (7 classes, batch 64)", "dcgan", "cdcgan", []),
@@ -41,6 +54,20 @@ def batch_for(family: str, cfg: Any, device: torch.device) -> dict[str, torch.Te
     if family == "cyclegan":
         return {"a": image(), "b": image()}
     return {"image": image(), "label": torch.randint(len(cfg.data.classes), (b,), generator=g).to(device)}
+
+
+def fast_classifier(folder: Path) -> Path:
+    """A ``fast`` classifier run folder (one step on toy faces): the perceptual loss's φ for timing."""
+    from click.testing import CliRunner
+
+    from feraug.cli import main
+
+    out = folder / "phi"
+    result = CliRunner().invoke(main, ["train", "classifier", "--data", "toy:200", "--arch", "fast", "--out", str(out),
+                                       "--epochs", "1", "--steps-per-epoch", "1", "--quiet"])  # fmt: skip
+    if result.exit_code != 0:
+        raise SystemExit(result.output)
+    return out
 
 
 def images_per_second(family: str, preset: str, sets: list[str], seconds: float, device: torch.device) -> float:
@@ -76,13 +103,20 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=8.0, help="timed seconds per row")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--only", default="", help="run only the rows whose label contains this text")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, {args.threads} threads, {device}")
-    print(f"{'preset':<50}{'img/s':>9}")
-    for label, family, preset, sets in ROWS:
-        print(f"{label:<50}{images_per_second(family, preset, sets, args.seconds, device):>9.1f}", flush=True)
+    print(f"{'preset':<56}{'img/s':>9}")
+    with tempfile.TemporaryDirectory(prefix="feraug-bench-") as scratch:
+        phi = fast_classifier(Path(scratch))
+        torch.set_num_threads(args.threads)  # the CLI run above may have changed it
+        for label, family, preset, sets in ROWS:
+            if args.only not in label:
+                continue
+            sets = [s.format(phi=phi) for s in sets]
+            print(f"{label:<56}{images_per_second(family, preset, sets, args.seconds, device):>9.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,17 @@
 """Trace the cdcgan collapse on real FER2013: how much each class's faces vary with the noise, per variant.
 
-    python benchmarks/cdcgan_collapse_probe.py --variant preset|no-label-input|no-projection|d-layer-norm
+    python benchmarks/cdcgan_collapse_probe.py --variant preset|first|no-label-input|no-projection|d-layer-norm
         [--steps 300] [--data fer2013.csv.gz] [--out runs/cdcgan-probe]
 
 Trains the ``cdcgan`` preset for ``--steps`` steps (epochs of 60 steps) with one change, then draws
 64 faces per class from the same 64 noise vectors and prints, per class, the per-pixel standard
 deviation across them in grey levels (a collapsed model: a few; real faces: ~50). Variants:
-``preset`` as shipped; ``no-label-input`` zeroes the generator's label embedding on every forward,
-so the class enters through the conditional batch norms alone; ``no-projection`` removes the
-discriminator's projection term (an unconditional discriminator); ``d-layer-norm`` swaps the
-discriminator's batch norm for layer norm. The two middle variants patch the networks in this
-process only: a diagnostic, not an option of feraug.
+``preset`` as shipped (label input, AC-GAN class head, mode-seeking term); ``first`` the first
+cdcgan (G reads ``[z, embed(y)]``, no class head, no mode-seeking term), which collapsed;
+``no-label-input`` the first without the label input (``net.label_input=false``);
+``no-projection`` the first without the discriminator's projection term (an unconditional
+discriminator; patched in this process only: a diagnostic, not an option of feraug);
+``d-layer-norm`` the first with layer norm in the discriminator.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import argparse
 import shutil
 from pathlib import Path
 from typing import Any
-
-import torch
 
 import feraug.nets.noise_gan_nets as nets
 from feraug.api import train
@@ -31,18 +30,12 @@ from feraug.synth.sample import draw
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
 
 
+FIRST = ["net.label_input=true", "loss.lambda_cls=0", "loss.lambda_ms=0"]
+
+
 def patch(variant: str) -> list[str]:
-    """Apply ``variant`` to the network classes of this process; returns its config overrides."""
-    if variant == "no-label-input":
-        forward = nets.NoiseGenerator.forward
-
-        def without_label_input(self: Any, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-            if self.embed is not None:
-                self.embed.weight.data.zero_()
-            return forward(self, z, y)
-
-        nets.NoiseGenerator.forward = without_label_input  # type: ignore[method-assign]
-    elif variant == "no-projection":
+    """Apply ``variant`` (to the network classes of this process if need be); returns its config overrides."""
+    if variant == "no-projection":
         init = nets.NoiseDiscriminator.__init__
 
         def without_projection(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -50,11 +43,12 @@ def patch(variant: str) -> list[str]:
             self.embed = None
 
         nets.NoiseDiscriminator.__init__ = without_projection  # type: ignore[method-assign]
-    elif variant == "d-layer-norm":
-        return ["net.d_norm=layer"]
-    elif variant != "preset":
+        return FIRST
+    overrides = {"preset": [], "first": FIRST, "no-label-input": ["net.label_input=false", *FIRST[1:]],
+                 "d-layer-norm": [*FIRST, "net.d_norm=layer"]}  # fmt: skip
+    if variant not in overrides:
         raise SystemExit(f"unknown variant {variant!r}")
-    return []
+    return overrides[variant]
 
 
 def main() -> None:

@@ -55,7 +55,12 @@ def build_trainer(
         if plan is not None:
             end_s = plan.checkpoint_s + plan.sample_s / cfg.train.sample_every
             trainer.on_time = OnTime(start + time_budget * (1 - END_MARGIN), trainer.sampler.steps_per_epoch, end_s)
-        trainer.training_rows = np.concatenate([np.asarray(d.rows, dtype=np.int64) for d in domains.values()])
+        rows = [np.asarray(d.rows, dtype=np.int64) for d in domains.values()]
+        records = getattr(trainer.model, "run_records", None)  # e.g. a perceptual loss's frozen classifier
+        if records is not None:
+            trainer.run_records, more_rows = records(next(iter(domains.values())).source)
+            rows.append(np.asarray(more_rows, dtype=np.int64))
+        trainer.training_rows = np.concatenate(rows)
         return trainer
     except BaseException:
         shutdown(dist)
@@ -139,6 +144,7 @@ def train(
         elif trainer.dist.is_main:
             extra = {"budget": trainer.budget.as_dict()} if trainer.budget is not None else {}
             extra["training_rows_sha256"] = write_training_rows(run_dir, trainer.training_rows)
+            extra |= trainer.run_records
             write_run_info(run_dir, trainer.config, cfg.train.seed, trainer.device, world=trainer.dist.world,
                            extra=extra)  # fmt: skip
         trainer.fit(stop_at=stop_at)

@@ -223,7 +223,10 @@ def train_cyclegan(data: str | None, source: str | None, target: str | None, pre
     """Train a CycleGAN translating SOURCE faces into TARGET faces (and back).
 
     Presets reproduce seed 000: cyclegan (original), cyclegan-improved (weighted cycle loss, two
-    learning rates, soft labels, augmentation), wcyclegan (Wasserstein critics with gradient penalty).
+    learning rates, soft labels, augmentation), wcyclegan (Wasserstein critics with gradient penalty);
+    and seed 002: ecyclegan (RDNB generator, perceptual loss: needs --set loss.perceptual=CLASSIFIER_RUN),
+    ecyclegan-wgangp, ecyclegan-diffaug and cyclegan-diffaug (DiffAugment + ADA on the target's
+    discriminator; every regularizer is a regularize.* setting).
     Every config field can be overridden with --config FILE and --set section.key=value.
 
     Several GPUs (or CPU processes): torchrun --nproc_per_node N -m feraug train cyclegan ...
@@ -476,6 +479,86 @@ def experiment_augment(
     for v in results["verdict"].values():
         click.echo(f"\n{v['sentence']}")
     click.echo(f"\nreport: {out / 'report.html'} (also report.md, results.json)")
+
+
+@main.command("sweep")
+@click.option("--data", required=True, help="Real faces for the GANs and the experiment: FER2013 CSV, image folder, "
+              "or toy[:N[:SEED]].")
+@click.option("--source", default="neutral", show_default=True, help="Emotion translated from.")
+@click.option("--target", default="disgust", show_default=True, help="Emotion translated to.")
+@click.option("--entry", "entries", multiple=True, metavar="NAME=PRESET[,KEY=VALUE...]",
+              help="A CycleGAN to train: a preset and overrides of its own, e.g. "
+                   "ecg=ecyclegan,loss.perceptual=runs/phi. Repeat for each.")
+@click.option("--presets", default=None, metavar="A,B,...", help="Shorthand for --entry A --entry B (each named by its "
+              "preset): cyclegan, cyclegan-improved, wcyclegan, cyclegan-diffaug, ecyclegan (+ -wgangp, -diffaug; "
+              "these need --set loss.perceptual=RUN).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="GAN override for every entry (before the entry's own), e.g. net.ngf=32.")
+@click.option("--time-budget", default=None, metavar="DURATION",
+              help="Fit each GAN's whole schedule into e.g. 15m.  [default: the preset's schedule]")
+@click.option("--n", type=click.IntRange(1), default=100, show_default=True,
+              help="Source faces every entry translates (the same faces for all).")
+@click.option("--more", default="200,500", show_default=True, metavar="N,N...|none",
+              help="Face counts the best entry (largest gain over oversampling at --n) translates and is "
+                   "tested with too, as seed 002 did; none to skip.")
+@click.option("--seed", default=0, show_default=True, help="The GANs' train.seed and which source faces are drawn.")
+@click.option("--classifier", "arch", default=None, help="Experiment classifier: simple, surreal, vgg or fast.")
+@click.option("--seeds", type=click.IntRange(1), default=None, help="Experiment seeds per arm.  [default: 7]")
+@click.option("--epochs", type=int, default=None, help="Classifier epochs.")
+@click.option("--steps-per-epoch", type=int, default=None, help="Cap classifier steps per epoch (quick runs).")
+@click.option("--protocol", type=click.Choice(["standard", "kfold"]), default=None,
+              help="Experiment protocol.  [default: standard]")
+@click.option("--exp-config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="YAML file of experiment settings (as `experiment augment --config`).")
+@click.option("--exp-set", "exp_sets", multiple=True, metavar="KEY=VALUE",
+              help="Experiment override, e.g. n_boot=5000 or classifier.lr=1e-3.")
+@click.option("--device", default=None, help="auto, cpu, cuda, cuda:N, mps (GANs and classifiers).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Sweep folder.")
+@click.option("--quiet", is_flag=True, help="No progress bars or per-run lines.")
+@user_errors
+def sweep(data: str, source: str, target: str, entries: tuple[str, ...], presets: str | None, sets: tuple[str, ...],
+          time_budget: str | None, n: int, more: str, seed: int, arch: str | None, seeds: int | None,
+          epochs: int | None, steps_per_epoch: int | None, protocol: str | None, exp_config: Path | None,
+          exp_sets: tuple[str, ...], device: str | None, out: Path, quiet: bool) -> None:  # fmt: skip
+    """Compare CycleGAN presets by the augmentation experiment: seed 002's comparison as one command.
+
+    Trains one GAN per entry (OUT/NAME/gan), translates the same --n source faces with each
+    (OUT/NAME/synthetic_N.csv; the provenance source rows are checked to match), runs `experiment
+    augment` on each with the same settings, seeds and splits (OUT/NAME/experiment_N; the baseline
+    arm is shared), then has the best entry translate the --more counts and tests those too.
+    OUT/comparison.md, .json and .png compare them all: macro-F1, the gain vs baseline and vs
+    oversampling with the experiment's 95% intervals and verdicts, and the target class's F1,
+    precision and AUC. Every entry and option is checked before any training.
+
+    Re-running the same command continues: a finished GAN, translation or experiment is skipped,
+    an interrupted one resumes, and output made with other settings is an error, never overwritten.
+    """
+    from feraug.config import ExperimentConfig, build_config
+    from feraug.evaluate.sweep import run_sweep
+    from feraug.train.budget import parse_duration
+
+    listed = [*entries, *(p.strip() for p in (presets or "").split(",") if p.strip())]
+    if not listed:
+        raise click.UsageError("give the entries to compare: --entry NAME=PRESET[,KEY=VALUE...] or --presets A,B")
+    try:
+        counts = [] if more.strip().lower() in ("", "none", "0") else [int(k) for k in more.split(",") if k.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected face counts such as 200,500 or none, got {more!r}",
+                                 param_hint="--more") from None  # fmt: skip
+    top = {"protocol": protocol, "seeds": seeds}
+    overrides = [{key: value} for key, value in top.items() if value is not None]
+    overrides += _overrides({"classifier.arch": arch, "classifier.epochs": epochs,
+                             "classifier.steps_per_epoch": steps_per_epoch, "classifier.device": device},
+                            exp_sets)  # fmt: skip
+    cfg = build_config(ExperimentConfig, file=exp_config, overrides=overrides)
+    assert isinstance(cfg, ExperimentConfig)
+    gan_sets = ([f"train.device={device}"] if device is not None else []) + list(sets)
+    budget = parse_duration(time_budget) if time_budget is not None else None
+    rows = run_sweep(data, listed, out, source=source, target=target, sets=gan_sets, time_budget=budget, n=n,
+                     more=counts, seed=seed, experiment=cfg, progress=not quiet,
+                     log=None if quiet else click.echo)  # fmt: skip
+    click.echo("\n" + (out / "comparison.md").read_text())
+    click.echo(f"{len(rows)} experiment(s) compared: {out / 'comparison.md'} (also comparison.json, comparison.png)")
 
 
 def _without_orphans(real, syn, prov: dict, path: Path) -> tuple:  # noqa: ANN001 - FaceDatasets, imported lazily

@@ -63,10 +63,17 @@ class DataConfig(Strict):
 
 
 class NetConfig(Strict):
-    """Generator and discriminator sizes (CycleGAN defaults)."""
+    """Generator and discriminator sizes (CycleGAN defaults; the ``rdnb`` body is seed 002's ECycleGAN)."""
 
+    generator: Literal["resnet", "rdnb"] = Field("resnet", description="generator body: ResNet blocks (CycleGAN) "
+                                                 "or residual-in-residual dense blocks (Enhanced CycleGAN)")
     ngf: int = Field(64, ge=1)
-    n_blocks: int = Field(6, ge=0)
+    n_blocks: int = Field(6, ge=0, description="resnet: residual blocks")
+    n_rdnb: int = Field(3, ge=0, description="rdnb: residual-in-residual dense blocks")
+    n_dense_blocks: int = Field(3, ge=1, description="rdnb: dense blocks per RDNB (paper 3, seed 002: 2)")
+    n_sub_blocks: int = Field(5, ge=1, description="rdnb: densely connected convs per dense block (paper 5, seed 3)")
+    growth: int = Field(32, ge=1, description="rdnb: growth channels of each dense conv")
+    res_scale: float = Field(0.2, ge=0.0, description="rdnb: residual scaling alpha (seed 002 tried 0.3/0.5/0.7)")
     ndf: int = Field(64, ge=1)
     n_layers: int = Field(3, ge=1)
     norm: Norm = "instance"
@@ -84,6 +91,59 @@ class LossConfig(Strict):
     weighted_cycle: bool = Field(False, description="seed 000's D-weighted feature/pixel cycle loss")
     lambda_gp: float = Field(10.0, ge=0.0, description="gradient penalty weight (wgan-gp)")
     n_critic: int = Field(1, ge=1, description="discriminator steps per generator step")
+    perceptual: str | None = Field(None, description="seed 002's perceptual cycle/identity loss: a feraug "
+                                   "classifier checkpoint or run folder, or a VGG19 state-dict file (the frozen φ); "
+                                   "used when perceptual_alpha > 0, so one path can be set for a whole sweep")
+    perceptual_layer: str | int = Field("last_conv", description="layer of φ: last_conv, features, trunk.K, an "
+                                        "index, or a VGG19 name (relu4_4)")  # fmt: skip
+    perceptual_alpha: float = Field(0.0, ge=0.0, description="weight of ‖φ(x̂) − φ(x)‖₁ in the cycle and identity "
+                                    "terms (seed 002: 0.5); > 0 needs loss.perceptual")  # fmt: skip
+    perceptual_beta: float = Field(1.0, ge=0.0, description="weight of ‖x̂ − x‖₁ beside it (seed 002: 0.5)")
+
+
+class RegularizeConfig(Strict):
+    """Discriminator regularizers for a small (minority) domain: seed 002's three and DiffAugment / ADA.
+
+    Each is off by default and applies to the discriminators named by ``domains``: ``B`` (the target
+    emotion's, e.g. Disgust with 436 faces), ``A`` or ``both``.
+    """
+
+    domains: Literal["A", "B", "both"] = Field("B", description="whose discriminator: A, B (the target) or both")
+    flip_p: float = Field(0.0, ge=0.0, lt=1.0, description="flip each real face's label to fake with this "
+                          "probability (seed 002: 0.01)")  # fmt: skip
+    flip_fake_p: float = Field(0.0, ge=0.0, lt=1.0, description="flip each fake face's label to real with this "
+                               "probability (two-sided flipping; the seed's is one-sided: 0)")  # fmt: skip
+    noise_sigma: float = Field(0.0, ge=0.0, description="instance noise: Gaussian σ on D's inputs, decaying "
+                               "linearly to 0 (seed 002: 0.1, 0.05)")  # fmt: skip
+    noise_end: float = Field(1.0, gt=0.0, le=1.0, description="fraction of training at which σ reaches 0")
+    alternate_from_epoch: int | None = Field(None, ge=0, description="from this epoch (0-based) on, update D once "
+                                             "every alternate_every steps (seed 002: 10:1, 5:1)")  # fmt: skip
+    alternate_every: int = Field(1, ge=1, description="D updates once per this many steps when alternating")
+    diffaugment: list[str] = Field(default_factory=list, description="DiffAugment ops on everything D sees "
+                                   "(translation, cutout, brightness, contrast, color); [] = off")  # fmt: skip
+    ada: bool = Field(False, description="adaptive augmentation: the ops' probability p steered by D's overfitting")
+    ada_target: float = Field(0.6, gt=0.0, lt=1.0, description="ADA: target of E[sign(D(real) − centre)]")
+    ada_interval: int = Field(4, ge=1, description="ADA: D steps between updates of p")
+    ada_speed_images: float = Field(20_000, gt=0.0, description="ADA: real images over which p may go 0 -> 1")
+
+    @field_validator("diffaugment")
+    @classmethod
+    def _policy(cls, value: list[str]) -> list[str]:
+        from feraug.gan.regularizers import expand_policy
+
+        expand_policy(value)  # names every unknown op
+        return value
+
+    @model_validator(mode="after")
+    def _ada_needs_ops(self) -> RegularizeConfig:
+        if self.ada and not self.diffaugment:
+            raise ValueError("ada steers the probability of the diffaugment ops: list them (e.g. diffaugment: "
+                             "[translation, cutout, color])")  # fmt: skip
+        return self
+
+    def applies_to(self, domain: str) -> bool:
+        """Whether the discriminator of ``domain`` (A or B) is regularized."""
+        return self.domains in (domain, "both")
 
 
 class GanOptimConfig(Strict):
@@ -130,12 +190,23 @@ class CycleGANConfig(Strict):
     net: NetConfig = NetConfig()
     loss: LossConfig = LossConfig()
     optim: OptimConfig = OptimConfig()
+    regularize: RegularizeConfig = RegularizeConfig()
     train: TrainConfig = TrainConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> CycleGANConfig:
         if self.loss.gan_mode == "wgan-gp" and self.loss.real_label != 1.0:
             raise ValueError("loss.real_label must be 1.0 with gan_mode wgan-gp (critics have no labels)")
+        if self.loss.gan_mode == "wgan-gp" and (self.regularize.flip_p > 0 or self.regularize.flip_fake_p > 0):
+            raise ValueError("regularize.flip_p / flip_fake_p flip labels, which a wgan-gp critic does not have; "
+                             "set them to 0")  # fmt: skip
+        loss = self.loss
+        if loss.perceptual_alpha > 0 and loss.perceptual is None:
+            raise ValueError(f"loss.perceptual_alpha={loss.perceptual_alpha:g} weighs a perceptual term: set "
+                             "loss.perceptual=PATH (a feraug classifier checkpoint or run folder, e.g. from `feraug "
+                             "train classifier`, or a VGG19 state-dict file)")  # fmt: skip
+        if loss.perceptual_alpha > 0 and loss.weighted_cycle:
+            raise ValueError("loss.perceptual and loss.weighted_cycle both replace the L1 cycle loss; pick one")
         return self
 
 
@@ -176,6 +247,8 @@ class NoiseNetConfig(Strict):
     ndf: int = Field(64, ge=1)
     d_norm: Literal["batch", "layer", "none"] = Field("batch", description="none or layer for WGAN-GP critics")
     conditional: bool = Field(False, description="one model for all classes: conditional BN in G, projection D")
+    label_input: bool = Field(True, description="conditional G reads [z, embed(y)] besides its conditional batch "
+                              "norms (without lambda_ms it collapsed to one face per class on FER2013)")  # fmt: skip
 
 
 class NoiseLossConfig(Strict):
@@ -185,6 +258,10 @@ class NoiseLossConfig(Strict):
     real_label: float = Field(1.0, gt=0.0, le=1.0, description="one-sided label smoothing for D")
     lambda_gp: float = Field(10.0, ge=0.0, description="gradient penalty weight (wgan-gp)")
     n_critic: int = Field(1, ge=1, description="discriminator steps per generator step (each on a fresh batch)")
+    lambda_ms: float = Field(0.0, ge=0.0, description="weight of the mode-seeking term (MSGAN): pushes two noise "
+                             "vectors' faces apart; against per-class collapse")  # fmt: skip
+    lambda_cls: float = Field(0.0, ge=0.0, description="conditional only: weight of an auxiliary class "
+                              "head's cross-entropy in D (real faces) and G (its faces), AC-GAN; 0 = none")  # fmt: skip
 
 
 class NoiseOptimConfig(GanOptimConfig):
@@ -213,6 +290,9 @@ class NoiseGANConfig(Strict):
             if self.net.d_norm == "batch":
                 raise ValueError("net.d_norm=batch with gan_mode wgan-gp: the gradient penalty is per face, batch "
                                  "norm makes each score depend on the batch; use none or layer")  # fmt: skip
+        if self.loss.lambda_cls > 0 and not self.net.conditional:
+            raise ValueError("loss.lambda_cls > 0 needs net.conditional=true (the class head learns the labels "
+                             "the generator is asked for)")  # fmt: skip
         return self
 
 

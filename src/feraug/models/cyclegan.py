@@ -18,10 +18,22 @@ Notation (seed 000): domains A (source emotion) and B (target emotion); ``G: A -
    are what keeps the CPU's matrix units busy (measured in ``benchmarks/bench_cyclegan_step.py``).
 2. Discriminator phase: ``D_B`` on ``[real b; pooled fakes]`` in one pass, ``D_A`` likewise
    (+ gradient penalty for ``wgan-gp``).
+
+Seed 002's Enhanced CycleGAN is options of the same model: the RDNB generator body
+(``net.generator: rdnb``), the perceptual cycle and identity loss ``α·‖φ(x̂) − φ(x)‖₁ + β·‖x̂ − x‖₁``
+(``loss.perceptual``: a frozen classifier φ, not a trained network of the run) and the
+minority-discriminator regularizers of ``regularize`` (:mod:`feraug.gan.regularizers`). A
+regularized discriminator sees every input through ``view`` = DiffAugment (probability ``p``,
+steered by ADA when on) then instance noise, in its own update *and* in the generator's
+adversarial term, so the augmentation does not leak into the generator's faces; its real labels
+may be flipped; from ``alternate_from_epoch`` on it updates once every ``alternate_every``
+steps. Its random draws come from the stream of its domain (the pool's stream, drawn only when a
+regularizer is on), so runs with every regularizer off are unchanged.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -30,8 +42,29 @@ from torch import nn
 from feraug.config import CycleGANConfig
 from feraug.gan.image_pool import ImagePool
 from feraug.gan.losses import AdversarialLoss, gradient_penalty, l1, weighted_cycle_loss
+from feraug.gan.perceptual import (
+    FeatureExtractor,
+    extractor_training_faces,
+    load_feature_extractor,
+    perceptual_l1,
+    same_source,
+)
+from feraug.gan.regularizers import (
+    AdaptiveAugment,
+    ada_center,
+    add_instance_noise,
+    d_update_due,
+    diff_augment,
+    flipped_discriminator_loss,
+    instance_noise_sigma,
+    score_gap,
+)
 from feraug.models.base import StepContext
-from feraug.nets.gan_nets import PatchDiscriminator, ResnetGenerator, init_weights
+from feraug.nets.gan_nets import PatchDiscriminator, RDNBGenerator, ResnetGenerator, TranslationGenerator, init_weights
+from feraug.train.checkpoint import CheckpointError
+
+#: Which image pool, random stream and regularizer settings belong to each discriminator.
+_DOMAIN = {"D_A": "A", "D_B": "B"}
 
 
 class CycleGAN:
@@ -45,7 +78,10 @@ class CycleGAN:
         self.device = device
         n, loss = cfg.net, cfg.loss
 
-        def generator() -> ResnetGenerator:
+        def generator() -> TranslationGenerator:
+            if n.generator == "rdnb":
+                return RDNBGenerator(1, 1, n.ngf, n.n_rdnb, n.n_dense_blocks, n.n_sub_blocks, n.growth, n.res_scale,
+                                     n.norm, n.output)  # fmt: skip
             return ResnetGenerator(1, 1, n.ngf, n.n_blocks, n.norm, n.output)
 
         def discriminator() -> PatchDiscriminator:
@@ -68,24 +104,82 @@ class CycleGAN:
         self.adv = AdversarialLoss(loss.gan_mode, loss.real_label)
         self.batch_d = (n.d_norm or n.norm) != "batch"  # batch norm would mix real and fake statistics
         self.pools = {"A": ImagePool(o.pool_size), "B": ImagePool(o.pool_size)}
+        r = cfg.regularize
+        self.regularized = tuple(name for name, domain in _DOMAIN.items() if r.applies_to(domain))
+        self.ada = {name: AdaptiveAugment(r.ada_target, r.ada_interval, r.ada_speed_images)
+                    for name in self.regularized if r.ada}  # fmt: skip
+        # processes of a torchrun group, for ADA's all-reduce (the trainer joins the group before models are built)
+        self.world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+        self.perceptual: FeatureExtractor | None = None
+        if loss.perceptual_alpha > 0:  # frozen, outside networks: not checkpointed, broadcast or arch-checked
+            assert loss.perceptual is not None  # the config refuses α > 0 without it
+            self.perceptual = load_feature_extractor(loss.perceptual, loss.perceptual_layer).to(device)
+            size = self.perceptual.provenance.get("input_size")
+            if self.perceptual.kind == "feraug-classifier" and size != cfg.data.size:
+                raise ValueError(f"loss.perceptual: {loss.perceptual} is a classifier of {size}x{size} faces, the run "
+                                 f"trains on {cfg.data.size}x{cfg.data.size}: train φ at data.size")  # fmt: skip
 
     def arch(self) -> dict[str, Any]:
         """Network architectures; a checkpoint with another arch is refused."""
         return {name: net.arch for name, net in self.networks.items()}
 
+    def run_records(self, source: str | None) -> tuple[dict[str, Any], list[int]]:
+        """What ``meta.json`` records beyond the networks, and data rows the generators learned from besides
+        their training faces: the perceptual loss's φ (its file's SHA-256, layer, and the faces it was trained
+        on, when they are rows of ``source``, the run's data; they join ``training_rows.npy`` so that the
+        experiment's generator-overlap guard sees them)."""
+        if self.perceptual is None:
+            return {}, []
+        faces = extractor_training_faces(self.perceptual)
+        record = {**self.perceptual.provenance, "faces": faces.record()}
+        rows: list[int] = []
+        if (faces.trained is not None and faces.source is not None and source is not None
+                and same_source(faces.source, source)):  # fmt: skip
+            parts = [faces.trained] + ([faces.selected] if faces.selected is not None else [])
+            rows = sorted({int(r) for part in parts for r in part})
+            record["faces"]["in_training_rows"] = True
+        else:
+            record["faces"]["in_training_rows"] = False
+            if faces.kind == "feraug-classifier":
+                warnings.warn(f"loss.perceptual: which faces {faces.path} trained on cannot be matched to this run's "
+                              f"data ({faces.how}); the experiment's generator-overlap guard will not see them, so "
+                              "make sure φ never trained on faces you evaluate on", stacklevel=2)  # fmt: skip
+        return {"perceptual": record}, rows
+
     # -- one step -------------------------------------------------------------------------------
 
+    def _reconstruction(self, out: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """L1, or seed 002's perceptual loss α·‖φ(out) − φ(real)‖₁ + β·‖out − real‖₁ when φ is configured
+        (φ is loaded when α > 0; the config refuses α > 0 without φ)."""
+        if self.perceptual is None:
+            return l1(out, real)
+        loss = self.cfg.loss
+        return perceptual_l1(out, real, self.perceptual, loss.perceptual_alpha, loss.perceptual_beta)
+
     def _cycle(self, rec: torch.Tensor, real: torch.Tensor, judge: str, gamma: float) -> torch.Tensor:
-        """Plain L1 cycle loss, or seed 000's weighted one with ``judge``'s features and realness."""
+        """L1 (or perceptual) cycle loss, or seed 000's weighted one with ``judge``'s features and realness."""
         if not self.cfg.loss.weighted_cycle:
-            return l1(rec, real)
+            return self._reconstruction(rec, real)
         net = self.networks[judge]
         with torch.no_grad():
             scores, real_features = net.forward_with_features(real)
         return weighted_cycle_loss(rec, real, net.features(rec), real_features, self.adv.realness(scores), gamma)
 
+    def _view(self, x: torch.Tensor, name: str, ctx: StepContext) -> torch.Tensor:
+        """What discriminator ``name`` sees of ``x``: DiffAugment (probability ADA's p, else 1) then instance
+        noise when it is regularized, else ``x`` itself. Draws from the stream of its domain."""
+        if name not in self.regularized:
+            return x
+        r = self.cfg.regularize
+        gen = ctx.generators[0 if name == "D_B" else 1]
+        if r.diffaugment:
+            x = diff_augment(x, r.diffaugment, gen, self.ada[name].p if name in self.ada else 1.0)
+        if r.noise_sigma > 0:
+            x = add_instance_noise(x, instance_noise_sigma(r.noise_sigma, ctx.progress, r.noise_end), gen)
+        return x
+
     def _generator_phase(
-        self, a: torch.Tensor, b: torch.Tensor, gamma: float
+        self, a: torch.Tensor, b: torch.Tensor, gamma: float, ctx: StepContext
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """Losses (after backward) and the fakes of both directions."""
         nets, loss = self.networks, self.cfg.loss
@@ -97,34 +191,70 @@ class CycleGAN:
         fake_a, rec_a = out_f[:n], out_f[-n:]
         rec_b = nets["G"](fake_a)
         losses = {
-            "adv_A": self.adv.generator(nets["D_B"](fake_b)),
-            "adv_B": self.adv.generator(nets["D_A"](fake_a)),
+            "adv_A": self.adv.generator(nets["D_B"](self._view(fake_b, "D_B", ctx))),
+            "adv_B": self.adv.generator(nets["D_A"](self._view(fake_a, "D_A", ctx))),
             "cyc_A": self._cycle(rec_a, a, "D_A", gamma),
             "cyc_B": self._cycle(rec_b, b, "D_B", gamma),
         }
         total = losses["adv_A"] + losses["adv_B"] + loss.lambda_cyc * (losses["cyc_A"] + losses["cyc_B"])
         if use_idt:
-            losses["idt_A"] = l1(out_g[n:], b)  # G should leave B faces unchanged
-            losses["idt_B"] = l1(out_f[n : 2 * n], a)  # F should leave A faces unchanged
+            losses["idt_A"] = self._reconstruction(out_g[n:], b)  # G should leave B faces unchanged
+            losses["idt_B"] = self._reconstruction(out_f[n : 2 * n], a)  # F should leave A faces unchanged
             total = total + loss.lambda_cyc * loss.lambda_idt * (losses["idt_A"] + losses["idt_B"])
         total.backward()
         losses["total"] = total
         return {f"G/{k}": v.detach().float() for k, v in losses.items()}, fake_b.detach(), fake_a.detach()
 
     def _discriminator_loss(
-        self, real: torch.Tensor, fake: torch.Tensor, name: str, pool: str, gen: torch.Generator
+        self, real: torch.Tensor, fake: torch.Tensor, name: str, ctx: StepContext, out: dict[str, torch.Tensor]
     ) -> torch.Tensor:
-        """Loss of one discriminator on real faces vs. pooled fakes."""
-        net = self.networks[name]
-        fake = self.pools[pool].query(fake, gen)
+        """Loss of one discriminator on real faces vs. pooled fakes (through its regularizers, if any)."""
+        net, domain = self.networks[name], _DOMAIN[name]
+        gen = ctx.generators[0 if domain == "B" else 1]
+        fake = self.pools[domain].query(fake, gen)
+        n = real.shape[0]
         if self.batch_d:  # one pass over [real; fake]: exact with per-sample norms, and bigger GEMMs
-            scores = net(torch.cat([real, fake]))
-            loss = self.adv.discriminator(scores[: real.shape[0]], scores[real.shape[0] :])
+            seen = self._view(torch.cat([real, fake]), name, ctx)
+            real_seen, fake_seen = seen[:n], seen[n:]
+            scores = net(seen)
+            real_scores, fake_scores = scores[:n], scores[n:]
         else:
-            loss = self.adv.discriminator(net(real), net(fake))
-        if self.cfg.loss.gan_mode == "wgan-gp":
-            loss = loss + self.cfg.loss.lambda_gp * gradient_penalty(net, real, fake, gen)
+            real_seen, fake_seen = self._view(real, name, ctx), self._view(fake, name, ctx)
+            real_scores, fake_scores = net(real_seen), net(fake_seen)
+        r, mode = self.cfg.regularize, self.cfg.loss.gan_mode
+        if name in self.regularized and (r.flip_p > 0 or r.flip_fake_p > 0):
+            loss = flipped_discriminator_loss(mode, real_scores, fake_scores, self.cfg.loss.real_label, r.flip_p, gen,
+                                              p_fake=r.flip_fake_p)  # fmt: skip
+        else:
+            loss = self.adv.discriminator(real_scores, fake_scores)
+        out[f"{name}/gap"] = score_gap(real_scores, fake_scores)
+        if name in self.ada:
+            self._observe(name, real_scores, fake_scores, out)
+        if mode == "wgan-gp":  # on what the critic sees: the Lipschitz constraint belongs where it scores faces
+            loss = loss + self.cfg.loss.lambda_gp * gradient_penalty(net, real_seen, fake_seen, gen)
         return loss
+
+    def _observe(self, name: str, real_scores: torch.Tensor, fake_scores: torch.Tensor,
+                 out: dict[str, torch.Tensor]) -> None:  # fmt: skip
+        """Feed ADA the scores of the (augmented) real faces; under torchrun the sums of every process."""
+        ada, mode = self.ada[name], self.cfg.loss.gan_mode
+        center = ada_center(mode, self.cfg.loss.real_label, fake_scores if mode == "wgan-gp" else None)
+        if self.world > 1:  # every process steers the same p from the global batch
+            signs = torch.sign(real_scores.detach().float().flatten(1).mean(1) - center).sum()
+            torch.distributed.all_reduce(signs)
+            ada.accumulate(signs, real_scores.shape[0] * self.world)
+        else:
+            ada.observe(real_scores, center)
+        out[f"{name}/ada_p"] = torch.tensor(ada.p)
+        if ada.last_rt is not None:
+            out[f"{name}/ada_rt"] = torch.tensor(ada.last_rt)
+
+    def _d_due(self, name: str, ctx: StepContext) -> bool:
+        """Whether discriminator ``name`` updates at this step (alternate training slows a regularized one)."""
+        r = self.cfg.regularize
+        if name not in self.regularized or r.alternate_from_epoch is None:
+            return True
+        return d_update_due(ctx.step, ctx.epoch, r.alternate_from_epoch, r.alternate_every)
 
     def _freeze_discriminators(self, frozen: bool) -> None:
         for name in ("D_A", "D_B"):
@@ -140,7 +270,7 @@ class CycleGAN:
             if ctx.step % self.cfg.loss.n_critic == 0:
                 self.optimizers["G"].zero_grad(set_to_none=True)
                 self._freeze_discriminators(True)
-                losses, fake_b, fake_a = self._generator_phase(a, b, gamma)
+                losses, fake_b, fake_a = self._generator_phase(a, b, gamma, ctx)
                 self._freeze_discriminators(False)
                 self.optimizers["G"].step()
                 out |= losses
@@ -148,13 +278,24 @@ class CycleGAN:
                 with torch.no_grad():
                     fake_b, fake_a = self.networks["G"](a), self.networks["F"](b)
             self.optimizers["D"].zero_grad(set_to_none=True)
-            d_b = self._discriminator_loss(b, fake_b, "D_B", "B", ctx.generators[0])
-            d_a = self._discriminator_loss(a, fake_a, "D_A", "A", ctx.generators[1])
-            (d_a + d_b).backward()
-            self.optimizers["D"].step()
-        out |= {"D/A": d_a.detach().float(), "D/B": d_b.detach().float()}
+            total = None
+            for name, real, fake in (("D_B", b, fake_b), ("D_A", a, fake_a)):
+                due = self._d_due(name, ctx)
+                if name in self.regularized and self.cfg.regularize.alternate_from_epoch is not None:
+                    out[f"{name}/updated"] = torch.tensor(float(due))
+                if not due:  # its parameters get no gradient, so Adam leaves them as they are
+                    continue
+                loss = self._discriminator_loss(real, fake, name, ctx, out)
+                out[f"D/{_DOMAIN[name]}"] = loss.detach().float()
+                total = loss if total is None else total + loss
+            if total is not None:
+                total.backward()
+                self.optimizers["D"].step()
         if self.cfg.loss.weighted_cycle:
             out["gamma"] = torch.tensor(gamma)
+        if self.cfg.regularize.noise_sigma > 0:
+            r = self.cfg.regularize
+            out["noise_sigma"] = torch.tensor(instance_noise_sigma(r.noise_sigma, ctx.progress, r.noise_end))
         return out
 
     # -- sampling and state ---------------------------------------------------------------------
@@ -172,10 +313,25 @@ class CycleGAN:
         return rows, labels
 
     def extra_state(self) -> dict[str, Any]:
-        """The image pools."""
-        return {"pools": {k: p.state_dict() for k, p in self.pools.items()}}
+        """The image pools and ADA's augmentation probabilities."""
+        state: dict[str, Any] = {"pools": {k: p.state_dict() for k, p in self.pools.items()}}
+        if self.ada:
+            state["ada"] = {name: ada.state_dict() for name, ada in self.ada.items()}
+        if self.perceptual is not None:  # a resume must use the same φ, or it is not the same run
+            state["perceptual_sha256"] = self.perceptual.provenance["sha256"]
+        return state
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        """Restore the image pools."""
+        """Restore the image pools and ADA's state."""
         for k, p in self.pools.items():
             p.load_state_dict(state["pools"][k])
+        for name, ada in self.ada.items():
+            if name not in state.get("ada", {}):
+                raise CheckpointError(f"the checkpoint has no ADA state for {name}: it was written without "
+                                      "regularize.ada on that discriminator; resume with the run's own regularize "
+                                      "settings")  # fmt: skip
+            ada.load_state_dict(state["ada"][name])
+        if self.perceptual is not None and state.get("perceptual_sha256") != self.perceptual.provenance["sha256"]:
+            raise CheckpointError(f"loss.perceptual: {self.perceptual.provenance['path']} is not the file this run "
+                                  "trained with (its SHA-256 differs from the checkpoint's): a resume with another "
+                                  "φ would not continue the same run")  # fmt: skip

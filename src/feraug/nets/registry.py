@@ -1,7 +1,7 @@
 """GAN networks by name, so a checkpoint rebuilds any of its networks from its ``arch`` alone.
 
-Every GAN network records its constructor arguments in ``.arch``; the noise-GAN networks also
-record their registry ``name`` there. CycleGAN's networks predate the registry: their ``arch``
+Every GAN network records its constructor arguments in ``.arch``; the noise-GAN networks and the
+RDNB generator also record their registry ``name`` there. CycleGAN's networks predate the registry: their ``arch``
 has no name (checkpoints of existing runs must keep resuming, and the arch is compared on
 resume), so a nameless arch is recognised by its fields.
 """
@@ -12,11 +12,12 @@ from typing import Any
 
 from torch import nn
 
-from feraug.nets.gan_nets import PatchDiscriminator, ResnetGenerator
+from feraug.nets.gan_nets import PatchDiscriminator, RDNBGenerator, ResnetGenerator
 from feraug.nets.noise_gan_nets import NoiseDiscriminator, NoiseGenerator
 
 GAN_NETS: dict[str, type[nn.Module]] = {
     "resnet-generator": ResnetGenerator,
+    "rdnb-generator": RDNBGenerator,
     "patch-discriminator": PatchDiscriminator,
     "dcgan-generator": NoiseGenerator,
     "dcgan-discriminator": NoiseDiscriminator,

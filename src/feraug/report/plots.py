@@ -1,4 +1,4 @@
-"""Report figures: confusion matrices and per-class grouped bars comparing experiment arms.
+"""Report figures: confusion matrices, per-class grouped bars comparing experiment arms, GAN training curves.
 
 Figures are built on :class:`matplotlib.figure.Figure` directly and written by its Agg canvas
 (what ``matplotlib.use("Agg")`` would select), without pyplot: pyplot keeps a global registry of
@@ -10,6 +10,7 @@ servers: "Embedding in a web application server").
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -134,4 +135,36 @@ def plot_per_class_changes(changes: Mapping[str, Sequence[Mapping]], classes: Se
     ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=len(names), frameon=False)
+    return _save(fig, path)
+
+
+#: Panels of :func:`plot_training_curves`: title, and which logged keys it shows.
+_CURVE_PANELS = (
+    ("losses", lambda k: k.startswith("D/") or k in ("G/total", "G/adv")),
+    ("D real/fake score gap (grows as a D overfits)", lambda k: k.endswith("/gap")),
+    ("augmentation p (ADA) and instance-noise σ", lambda k: k.endswith("/ada_p") or k == "noise_sigma"),
+)
+
+
+def plot_training_curves(metrics: str | Path, path: str | Path) -> Path | None:
+    """A GAN run's ``metrics.jsonl`` as curves over steps: losses, each discriminator's real/fake score gap
+    (its overfitting, made visible) and, when logged, ADA's p and the instance-noise σ; None without logs."""
+    records = [json.loads(line) for line in Path(metrics).read_text().splitlines() if line.strip()]
+    records = [r for r in records if "step" in r]
+    if not records:
+        return None
+    keys = sorted({k for r in records for k, v in r.items() if isinstance(v, int | float) and k != "step"})
+    panels = [(title, [k for k in keys if pick(k)]) for title, pick in _CURVE_PANELS]
+    panels = [(title, ks) for title, ks in panels if ks]
+    fig = Figure(figsize=(6.5, 2.4 * len(panels)))
+    for i, (title, ks) in enumerate(panels):
+        ax = fig.add_subplot(len(panels), 1, i + 1)
+        for k in ks:
+            steps = [r["step"] for r in records if k in r]
+            ax.plot(steps, [r[k] for r in records if k in r], label=k, linewidth=1)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7, loc="best")
+        ax.grid(alpha=0.3)
+    fig.axes[-1].set_xlabel("step")
+    fig.tight_layout()
     return _save(fig, path)

@@ -10,7 +10,7 @@ step, losses averaged over processes at each log flush, files written by rank 0 
 
 Run folder layout::
 
-    config.yaml  meta.json  metrics.jsonl  checkpoints/last.pt  samples/epoch_001.png  tb/
+    config.yaml  meta.json  metrics.jsonl  curves.png  checkpoints/last.pt  samples/epoch_001.png  tb/
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from feraug.data.augment import to_uint8
 from feraug.models.base import GANModel, StepContext
 from feraug.report.grid import labelled_grid, save_image
+from feraug.report.plots import plot_training_curves
 from feraug.train.budget import OnTime, synchronize
 from feraug.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from feraug.train.distributed import (
@@ -114,6 +115,11 @@ def checkpoint_path(run_dir: Path) -> Path:
     return run_dir / "checkpoints" / "last.pt"
 
 
+#: Logged values that are not losses: the divergence guard checks them for NaN/inf, not against max_loss.
+DIAGNOSTICS = ("gamma", "noise_sigma")
+DIAGNOSTIC_SUFFIXES = ("/gap", "/ada_p", "/ada_rt", "/updated")
+
+
 class Trainer:
     """Drive ``model`` over ``sampler`` for ``schedule`` steps, writing everything to ``run_dir``."""
 
@@ -168,6 +174,7 @@ class Trainer:
         self.budget: Any = None  # the resolved time budget (feraug.train.budget.BudgetPlan), when one was given
         self.on_time: OnTime | None = None  # keeps a budgeted run on time (the invocation that resolved it)
         self.training_rows: Any = None  # data rows of the faces it trains on (feraug.train.provenance)
+        self.run_records: dict[str, Any] = {}  # what the model adds to meta.json (e.g. a frozen φ's SHA-256)
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -375,7 +382,9 @@ class Trainer:
             v = v.detach()
             self._sums[k] = self._sums[k] + v if k in self._sums else v.clone()
             self._counts[k] = self._counts.get(k, 0) + 1
-            if k != "gamma":
+            if k in DIAGNOSTICS or k.endswith(DIAGNOSTIC_SUFFIXES):  # schedules and D scores, not losses
+                self._bad |= ~torch.isfinite(v)
+            else:
                 self._bad |= ~torch.isfinite(v) | (v.abs() > self.max_loss)
 
     def _flush_logs(self, *, force_check: bool) -> dict[str, Any]:
@@ -448,4 +457,6 @@ class Trainer:
         image = labelled_grid([to_uint8(r).cpu() for r in rows], labels, scale=2, label_width=110)
         path = save_image(image, self.run_dir / "samples" / f"epoch_{epoch:03d}.png")
         image.save(self.run_dir / "samples" / "latest.png")
+        if (self.run_dir / "metrics.jsonl").is_file():  # losses, D gaps, ADA p so far, beside the grids
+            plot_training_curves(self.run_dir / "metrics.jsonl", self.run_dir / "curves.png")
         return path

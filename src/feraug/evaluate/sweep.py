@@ -295,21 +295,27 @@ def _translate_stage(entry_dir: Path, n: int, source: str, seed: int,
                      log: Callable[[str], None]) -> np.ndarray:  # fmt: skip
     """Translate ``n`` source faces with the entry's GAN into ``synthetic_{n}.csv``; returns their source rows.
 
-    Complete = the CSV and its provenance exist, the provenance has ``n`` rows and names the run's
-    current checkpoint. A set made by another checkpoint is an error, not overwritten.
+    Complete = the CSV, its provenance and ``synthetic_{n}.seed.json`` exist, the provenance has ``n``
+    rows and names the run's current checkpoint, and the seed that drew the sources is this one. A set
+    made otherwise is an error, never overwritten.
     """
     run, csv = entry_dir / "gan", entry_dir / f"synthetic_{n}.csv"
-    prov_file = provenance_path(csv)
+    prov_file, marker = provenance_path(csv), entry_dir / f"synthetic_{n}.seed.json"
     sha = file_sha256(checkpoint_path(run))
-    if csv.is_file() and prov_file.is_file():
-        prov = read_provenance(prov_file)
-        if len(prov["source_row"]) == n and "checkpoint_sha256" in prov:
-            if set(prov["checkpoint_sha256"].tolist()) != {sha}:
-                raise ValueError(f"{csv} was translated by another checkpoint than {run}'s: remove it (and its "
-                                 f"experiment_{n} folder) to translate again")  # fmt: skip
-            log(f"[sweep] {csv}: {n} faces translated already: skipped")
-            return prov["source_row"]
+    if csv.is_file():
+        prov = read_provenance(prov_file) if prov_file.is_file() else {}
+        recorded = json.loads(marker.read_text()).get("seed") if marker.is_file() else None
+        problem = ("has no complete provenance" if len(prov.get("source_row", ())) != n
+                   or "checkpoint_sha256" not in prov else
+                   f"was translated by another checkpoint than {run}'s"
+                   if set(prov["checkpoint_sha256"].tolist()) != {sha} else
+                   f"drew its sources with seed {recorded}, not {seed}" if recorded != seed else None)  # fmt: skip
+        if problem is not None:
+            raise ValueError(f"{csv} {problem}: remove it (and its experiment_{n} folder) to translate again")
+        log(f"[sweep] {csv}: {n} faces translated already: skipped")
+        return prov["source_row"]
     result = translate(run, n, source, csv, seed=seed)
+    marker.write_text(json.dumps({"seed": seed}) + "\n")
     log(f"[sweep] translated {result.n} {result.direction} faces: {result.csv}")
     return read_provenance(result.provenance)["source_row"]
 

@@ -2,10 +2,13 @@
 
     python benchmarks/real_ecyclegan.py --out runs/real-ecyclegan [--budget 10m] [--phi-budget 10m]
         [--presets cyclegan cyclegan-diffaug ecyclegan ecyclegan-diffaug ecyclegan-wgangp] [--n 400]
+        [--variants NAME=PRESET:KEY=VALUE[:KEY=VALUE...] ...]
 
 1. φ, the perceptual loss's frozen network: ``feraug train classifier --arch fast`` on the standard
    splits (the fast-classifier recipe) under ``--phi-budget``.
-2. Each preset: ``feraug train cyclegan --preset P`` with the CPU recipe's sizes (ngf 32, batch 4,
+2. Each preset (and each ``--variants`` entry: a preset with ``--set`` overrides, e.g.
+   ``diffaug-p1=cyclegan-diffaug:regularize.ada=false`` for plain DiffAugment at p = 1):
+   ``feraug train cyclegan --preset P`` with the CPU recipe's sizes (ngf 32, batch 4,
    image output) under ``--budget``, stopped at step ``--stop-at`` and resumed (``--stop-at-step``
    then ``--resume``: the rest of the run is a resume), then ``feraug translate`` of ``--n``
    Training Neutral faces (the same faces for every preset: same seed) and ``feraug quality``.
@@ -96,6 +99,7 @@ def main() -> None:
     ap.add_argument("--budget", default="10m", help="time budget of each GAN")
     ap.add_argument("--phi-budget", default="10m", help="time budget of the perceptual loss's classifier")
     ap.add_argument("--presets", nargs="+", default=PRESETS)
+    ap.add_argument("--variants", nargs="*", default=[], help="NAME=PRESET:KEY=VALUE[:KEY=VALUE...]")
     ap.add_argument("--n", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stop-at", type=int, default=400, help="the first invocation stops here; --resume finishes")
@@ -106,17 +110,23 @@ def main() -> None:
         feraug("train", "classifier", "--data", args.data, *PHI, "--time-budget", args.phi_budget, "--seed",
                str(args.seed), "--quiet", "--out", str(phi))  # fmt: skip
     rows, runs = [], {}
-    for preset in args.presets:
+    entries = [(p, p, []) for p in args.presets]
+    for v in args.variants:
+        name, _, spec = v.partition("=")
+        preset, *sets = spec.split(":")
+        entries.append((name, preset, [a for s in sets for a in ("--set", s)]))
+    for preset, base, sets in entries:
         run = args.out / preset
         runs[preset] = run
         timing = args.out / f"{preset}.train.json"
         common = ["train", "cyclegan", "--data", args.data, "--source", "neutral", "--target", "disgust"]
         if not timing.is_file():
-            extra = ["--set", f"loss.perceptual={phi}"] if preset.startswith("ecyclegan") else []
+            extra = ["--set", f"loss.perceptual={phi}"] if base.startswith("ecyclegan") else []
             first = 0.0
             if not (run / "checkpoints" / "last.pt").is_file():  # else interrupted after the first invocation
-                first = feraug(*common, "--preset", preset, *RECIPE, *extra, "--time-budget", args.budget, "--seed",
-                               str(args.seed), "--quiet", "--out", str(run), "--stop-at-step", str(args.stop_at))
+                first = feraug(*common, "--preset", base, *RECIPE, *extra, *sets, "--time-budget", args.budget,
+                               "--seed", str(args.seed), "--quiet", "--out", str(run), "--stop-at-step",
+                               str(args.stop_at))  # fmt: skip
             second = feraug(*common, "--resume", "--quiet", "--out", str(run))  # the planned schedule, resumed
             cfg = yaml.safe_load((run / "config.yaml").read_text())
             total = sum(cfg["train"]["epoch_steps"])

@@ -67,18 +67,20 @@ def plot_gaps(runs: dict[str, Path], out: Path) -> None:
 
     fig = Figure(figsize=(7.5, 5.5))
     ax, ax_p = fig.add_subplot(2, 1, 1), fig.add_subplot(2, 1, 2)
-    for name, run in runs.items():
+    for i, (name, run) in enumerate(runs.items()):
+        color = f"C{i}"  # one colour per preset in both panels
         rows = records(run)
         last = rows[-1]["step"]
         pts = [(r["step"] / last, r["D_B/gap"]) for r in rows if "D_B/gap" in r]
         k = max(1, len(pts) // 40)  # a moving average over ~1/40 of the run: the raw gap is noisy at batch 4
         smooth = [sum(v for _, v in pts[max(0, i - k + 1) : i + 1]) / len(pts[max(0, i - k + 1) : i + 1])
                   for i in range(len(pts))]  # fmt: skip
-        ax.plot([s for s, _ in pts], smooth, label=name, linewidth=1.2)
+        ax.plot([s for s, _ in pts], smooth, label=name, linewidth=1.2, color=color)
         p = [(r["step"] / last, r["D_B/ada_p"]) for r in rows if "D_B/ada_p" in r]
         if p:
-            ax_p.plot([s for s, _ in p], [v for _, v in p], label=name, linewidth=1.2)
-    ax.set_title("Disgust discriminator D_B: mean score on real minus fake faces (moving average)", fontsize=9)
+            ax_p.plot([s for s, _ in p], [v for _, v in p], label=name, linewidth=1.2, color=color)
+    ax.set_title("Disgust discriminator D_B: mean score on real minus fake faces (moving average; a WGAN "
+                 "critic's in its own units)", fontsize=9)  # fmt: skip
     ax.set_ylabel("score gap")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)

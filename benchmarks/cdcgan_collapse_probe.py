@@ -6,8 +6,8 @@
 Trains the ``cdcgan`` preset for ``--steps`` steps (epochs of 60 steps) with one change, then draws
 64 faces per class from the same 64 noise vectors and prints, per class, the per-pixel standard
 deviation across them in grey levels (a collapsed model: a few; real faces: ~50). Variants:
-``preset`` as shipped (label input, AC-GAN class head, mode-seeking term); ``first`` the first
-cdcgan (G reads ``[z, embed(y)]``, no class head, no mode-seeking term), which collapsed;
+``preset`` as shipped (no label input, AC-GAN class head); ``first`` the first cdcgan (G reads
+``[z, embed(y)]``, no class head, no mode-seeking term), which collapsed;
 ``no-label-input`` the first without the label input (``net.label_input=false``);
 ``no-projection`` the first without the discriminator's projection term (an unconditional
 discriminator; patched in this process only: a diagnostic, not an option of feraug);

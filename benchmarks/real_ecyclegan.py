@@ -90,7 +90,7 @@ def plot_gaps(runs: dict[str, Path], out: Path) -> None:
     ax_p.legend(fontsize=7)
     ax_p.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out, dpi=130)
+    fig.savefig(out, dpi=130, bbox_inches="tight")
     print(f"wrote {out}", flush=True)
 
 

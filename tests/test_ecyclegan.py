@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,25 +30,13 @@ TINY = ["net.ngf=8", "net.n_blocks=1", "net.n_rdnb=1", "net.growth=4", "net.ndf=
 PRESETS = ["ecyclegan", "ecyclegan-wgangp", "ecyclegan-diffaug", "cyclegan-diffaug"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny convolutions run fastest on one thread (see test_classifier_training)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def phi(tmp_path_factory: pytest.TempPathFactory, _one_thread: None) -> Path:
-    """The perceptual loss's frozen φ, made as users make it: `feraug train classifier` (one step, tiny net)."""
-    out = tmp_path_factory.mktemp("phi") / "run"
-    args = ["train", "classifier", "--data", TOY, "--arch", "fast", "--out", str(out), "--epochs", "1",
-            "--steps-per-epoch", "1", "--batch-size", "16", "--device", "cpu", "--quiet",
-            "--set", "arch_kwargs={stem: 4, widths: [8, 16], depth: 1, fc: 16}", "--set", f"size={SIZE}"]  # fmt: skip
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    return out
+def phi(classifier_run_32: Path) -> Path:
+    """φ: the shared tiny classifier run (tests/conftest.py)."""
+    return classifier_run_32
 
 
 def config(preset: str, *sets: str, phi: Path | None = None) -> CycleGANConfig:

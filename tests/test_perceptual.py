@@ -6,16 +6,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from torch import nn
 
-from feraug.cli import main
 from feraug.data import load_dataset, standard_splits
 from feraug.evaluate.classifier import load_classifier
 from feraug.gan.losses import l1
@@ -33,25 +30,13 @@ SIZE = 32
 TOY = "toy:300"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny convolutions run fastest on one thread (see test_classifier_training)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, _one_thread: None) -> Path:
-    """A classifier run folder made as users make one (`feraug train classifier`), one step of a tiny `fast` net."""
-    out = tmp_path_factory.mktemp("clf") / "run"
-    args = ["train", "classifier", "--data", TOY, "--arch", "fast", "--out", str(out), "--epochs", "1",
-            "--steps-per-epoch", "1", "--batch-size", "16", "--device", "cpu", "--quiet",
-            "--set", "arch_kwargs={stem: 4, widths: [8, 16], depth: 1, fc: 16}", "--set", f"size={SIZE}"]  # fmt: skip
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    return out
+def run(classifier_run_32: Path) -> Path:
+    """a classifier run: the shared tiny classifier run (tests/conftest.py)."""
+    return classifier_run_32
 
 
 def sum_extractor() -> FeatureExtractor:

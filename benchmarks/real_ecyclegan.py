@@ -24,27 +24,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import yaml
+from real_noise_gans import feraug  # the same run-one-command helper (this folder is on sys.path when run)
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
 PRESETS = ["cyclegan", "cyclegan-diffaug", "ecyclegan", "ecyclegan-diffaug", "ecyclegan-wgangp"]
 RECIPE = ["--set", "net.ngf=32", "--batch-size", "4", "--set", "net.output=image"]
 PHI = ["--arch", "fast", "--set", "batch_size=128", "--set", "lr=3e-3", "--set", "schedule=onecycle",
        "--set", "label_smoothing=0.1"]  # fmt: skip
-
-
-def feraug(*args: str) -> float:
-    """Run one feraug command, failing loudly; returns its wall time in seconds."""
-    print("$ feraug " + " ".join(args), flush=True)
-    start = time.perf_counter()
-    if subprocess.run([sys.executable, "-m", "feraug", *args]).returncode != 0:
-        sys.exit(f"failed: feraug {' '.join(args)}")
-    return time.perf_counter() - start
 
 
 def records(run: Path) -> list[dict]:

@@ -138,38 +138,58 @@ def test_two_processes_average_the_gradients_of_one(tmp_path: Path) -> None:
     assert error < tolerance, f"2-process gradients differ from 1-process by {error:.3g} (noise floor {floor:.3g})"
 
 
+def one_process(out: Path, sets: list[str], **env: str) -> None:
+    """The same run as ``torchrun`` makes, in one process (a subprocess: kernel settings are read at import)."""
+    args = [sys.executable, "-m", "feraug", *cli_args(*sets), "--out", str(out), "--device", "cpu"]
+    done = subprocess.run(args, capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def translations(run: Path, x: torch.Tensor) -> torch.Tensor:
+    g = ResnetGenerator(1, 1, 8, 1)
+    g.load_state_dict(load_checkpoint(checkpoint_path(run))["networks"]["G"])
+    return g(x).detach()
+
+
+def losses(run: Path) -> torch.Tensor:
+    records = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    return torch.tensor([[r[k] for k in ("G/total", "D/A", "D/B")] for r in records], dtype=torch.float64)
+
+
 def test_two_processes_train_like_one(tmp_path: Path) -> None:
     """End to end, what a user sees: a 6-step torchrun run translates and logs like the 1-process run.
 
-    Bounds are far above the measured floor and far below a training difference: after 6 Adam steps
-    the same 1-process run under 1 vs 2 threads translates faces 1.3e-4 apart (max, on a [-1, 1]
-    scale) with logged losses 1.4e-7 apart (relative); 2 vs 1 processes gave 5.4e-5 and 1.8e-6. Adam
-    turns rounding noise in near-zero gradients into full-size steps, so weights are not compared.
+    Two processes sum a batch's gradients in another order than one process, and CPU kernels round a
+    batch of 2 differently from a batch of 4; six Adam steps of a GAN amplify that rounding, by an
+    amount that depends on the CPU (translations 0.014 apart on one AVX2 CPU, 2e-6 on another). So
+    the bound is measured here, not fixed: the same 1-process run under a second set of kernels
+    (``ATEN_CPU_CAPABILITY=default``) and under 1 thread, each against the 1-process run, gives the
+    noise floor; the 2-process run must land within 4x that floor of the 1-process run, and far
+    closer to it than to the same run with another seed. The exact math of the gradient average is
+    pinned by the step-0 test above, where nothing amplifies rounding.
     """
     sets = [*SCHEDULE, "optim.pool_size=0", "optim.augment=true"]  # pools are per process; the rest is exact
     torchrun(tmp_path / "two", *cli_args(*sets))
-    cfg = build_config(CycleGANConfig, preset="cyclegan",
-                       overrides=[parse_override(s) for s in (*TINY, *sets, "data.source=neutral",
-                                                              "data.target=happy", "train.device=cpu")])  # fmt: skip
-    train_cyclegan(cfg, tmp_path / "one", data=make_toy_faces(n=400, seed=1), progress=False)
+    one_process(tmp_path / "one", sets)
+    one_process(tmp_path / "kernels", sets, ATEN_CPU_CAPABILITY="default")
+    one_process(tmp_path / "threads", sets, OMP_NUM_THREADS="1")
+    one_process(tmp_path / "seed", [*sets, "train.seed=1"])
 
-    faces = make_toy_faces(n=400, seed=1)
-    x = to_float(faces.of_class(6).images[:16])
-    outputs = []
-    for run in ("two", "one"):
-        g = ResnetGenerator(1, 1, 8, 1)
-        g.load_state_dict(load_checkpoint(checkpoint_path(tmp_path / run))["networks"]["G"])
-        outputs.append(g(x).detach())
-    drift = (outputs[0] - outputs[1]).abs().max().item()
-    print(f"after 6 steps, 2 processes vs 1: translations {drift:.2g} apart (max)")  # shown with -s
-    assert drift < 1e-2  # the translations agree
-    assert (outputs[1] - x).abs().max().item() > 0.1  # ... and training changed them by far more than that
-    logs = [[json.loads(ln) for ln in (tmp_path / r / "metrics.jsonl").read_text().splitlines()]
-            for r in ("two", "one")]  # fmt: skip
-    assert [r["step"] for r in logs[0]] == [3, 6]  # one log, written once (by rank 0)
-    for a, b in zip(*logs, strict=True):
-        for k in ("G/total", "D/A", "D/B"):
-            assert a[k] == pytest.approx(b[k], rel=1e-4), k
+    x = to_float(make_toy_faces(n=400, seed=1).of_class(6).images[:16])
+    out = {r: translations(tmp_path / r, x) for r in ("two", "one", "kernels", "threads", "seed")}
+    apart = {r: (out[r] - out["one"]).abs().mean().item() for r in out}
+    floor = max(apart["kernels"], apart["threads"])
+    print(f"mean distance of translations to the 1-process run's: {apart}")  # shown with -s
+    assert apart["seed"] > 10 * floor, f"another seed lands {apart['seed']:.3g} away: noise {floor:.3g} hides it"
+    assert apart["two"] <= 4 * floor + 1e-6, f"2 processes land {apart['two']:.3g} away (noise floor {floor:.3g})"
+
+    logged = {r: losses(tmp_path / r) for r in ("two", "one", "kernels", "threads")}
+    loss_floor = max(((logged[r] - logged["one"]).abs() / logged["one"].abs()).max().item() for r in ("kernels",
+                                                                                                    "threads"))
+    loss_drift = ((logged["two"] - logged["one"]).abs() / logged["one"].abs()).max().item()
+    assert loss_drift <= 4 * loss_floor + 1e-6, f"logged losses {loss_drift:.3g} apart (floor {loss_floor:.3g})"
+    steps = [json.loads(ln)["step"] for ln in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [3, 6]  # one log, written once (by rank 0)
     assert json.loads((tmp_path / "two" / "meta.json").read_text())["processes"] == 2
 
 

@@ -14,7 +14,7 @@ from feraug.nets.classifiers import (
 )
 
 # Small variants keep the shape tests fast; the full-width nets are built once below for the counts.
-FAST_KWARGS = {"simple": {}, "surreal": {}, "vgg": {"width": 0.25, "fc": 64}, "fast": {}}
+FAST_KWARGS = {"simple": {}, "surreal": {}, "vgg": {"width": 0.25, "fc": 64}, "fast": {}, "resnet": {}}
 
 
 def test_simple_matches_seed_keras_parameter_count() -> None:
@@ -54,6 +54,7 @@ def test_parameter_counts_in_the_readme() -> None:
     assert count_parameters(build_classifier("surreal")) == 4_860_935
     assert count_parameters(build_classifier("vgg")) == 40_376_519
     assert count_parameters(build_classifier("fast")) == 308_791
+    assert count_parameters(build_classifier("resnet")) == 306_127
 
 
 @pytest.mark.parametrize("name", sorted(CLASSIFIERS))

@@ -13,11 +13,14 @@ from click.testing import CliRunner
 
 from feraug.cli import main
 from feraug.data.dataset import FaceDataset
+from feraug.data.degrade import CONTROLS
 from feraug.evaluate import crossfit
 from feraug.evaluate.crossfit import CrossFit, cross_fit, judge_config, stratified_folds
+from feraug.evaluate.judges import build_judges
 from feraug.evaluate.quality import fid, kid, mean_pairwise_distance, measure_quality, nearest_distance
 
 TINY_JUDGE = ["epochs=1", "steps_per_epoch=4", "batch_size=32", "arch_kwargs={stem: 4, fc: 16}"]
+TINY_SECOND = ("arch_kwargs={stem: 4, widths: [8, 8, 8]}",)
 
 
 def test_fid_matches_a_hand_computed_two_dimensional_case() -> None:
@@ -117,17 +120,23 @@ def test_fold_of_rows_maps_rows_and_marks_strangers() -> None:
 def test_quality_puts_an_untranslated_set_at_the_floor(toy: FaceDataset, tmp_path: Path) -> None:
     """Handing the instrument the source faces themselves must read as 'nothing translated'."""
     pool = toy.split("Training") if "Training" in toy.splits else toy
-    cf = cross_fit(pool, judge_config(TINY_JUDGE), k=2, cache_dir=None, progress=False)
+    judges = build_judges(pool, k=2, sets=tuple(TINY_JUDGE), second_sets=TINY_SECOND, cache_dir=None,
+                          progress=False)
     neutral = np.flatnonzero(pool.labels.numpy() == 6)[:40]
     syn = FaceDataset(pool.images[torch.from_numpy(neutral)], torch.full((40,), 3), np.full(40, "Training"),
                       np.arange(40), source="copy")  # fmt: skip
-    report = measure_quality(syn, pool, cf, target=3, source_rows=pool.rows[neutral], out_dir=tmp_path, seed=0)
+    report = measure_quality(syn, pool, judges, target=3, source_rows=pool.rows[neutral], out_dir=tmp_path, seed=0)
     by_set = {r["set"]: r for r in report.rows}
     assert by_set["synthetic"]["ssim_to_source"] == pytest.approx(1.0)
-    # Its own sources, judged by the same out-of-fold models, read exactly as the unchanged "translations".
-    own = by_set["their sources (untranslated)"]
-    assert own["transfer"] == by_set["synthetic"]["transfer"] and own["p_target"] == by_set["synthetic"]["p_target"]
+    # Its own sources, judged by the same out-of-fold models, read exactly as the unchanged "translations":
+    # the untouched control; so no set of copies is ever above control.
+    own = by_set["control: untouched"]
+    for j in ("A", "B"):
+        assert own[f"transfer_{j}"] == by_set["synthetic"][f"transfer_{j}"]
+        assert report.info["above_control"][j]["above"] <= 0.0
+    assert own["p_target"] == by_set["synthetic"]["p_target"]
     assert by_set["synthetic"]["l1_to_source"] == 0.0
+    assert by_set["control: blur 1 + noise 12"]["l1_to_source"] > 5  # the controls did change the pixels
     assert by_set["real target (held out)"]["ssim_to_source"] < 0.9  # unrelated faces
     assert report.info["source"] == "Neutral" and report.info["target"] == "Happy"
     saved = json.loads((tmp_path / "quality.json").read_text())
@@ -153,8 +162,10 @@ def test_quality_cli_on_a_translated_toy_set(tmp_path: Path) -> None:
     r = runner.invoke(main, args)
     assert r.exit_code == 0, r.output
     assert "Neutral -> Happy: 30 synthetic faces" in r.output
-    assert "real source (untranslated)" in r.output
-    assert (tmp_path / "syn.quality" / "quality.json").is_file()
+    assert "real source (untranslated)" in r.output and "control: blur 1 + noise 12" in r.output
+    assert "judge A: transfer above control" in r.output and "judge B: transfer above control" in r.output
+    md = (tmp_path / "syn.quality" / "quality.md").read_text()
+    assert md.splitlines()[2].startswith("Transfer above control") and "out of fold accuracy" in md
     r = runner.invoke(main, [*args, "--target", "disgusted-ish"])
     assert r.exit_code != 0 and "unknown emotion 'disgusted-ish'" in r.output
 
@@ -162,12 +173,14 @@ def test_quality_cli_on_a_translated_toy_set(tmp_path: Path) -> None:
 def test_memorization_shows_a_generator_that_copies_its_training_faces(toy: FaceDataset, tmp_path: Path) -> None:
     """A 'sampled' set that is a copy of training Happy faces reads 0; real held-out faces do not."""
     pool = toy.split("Training") if "Training" in toy.splits else toy
-    cf = cross_fit(pool, judge_config(TINY_JUDGE), k=2, cache_dir=None, progress=False)
+    judges = build_judges(pool, k=2, sets=tuple(TINY_JUDGE), second_sets=TINY_SECOND, cache_dir=None,
+                          progress=False)
     happy = np.flatnonzero(pool.labels.numpy() == 3)[:30]
     copies = FaceDataset(pool.images[torch.from_numpy(happy)], torch.full((30,), 3), np.full(30, "Training"),
                          np.arange(30), source="copies")  # fmt: skip
     generator_rows = pool.rows[pool.labels.numpy() == 3]  # it "trained" on the Happy faces
-    report = measure_quality(copies, pool, cf, target=3, out_dir=tmp_path, seed=0, generator_rows=generator_rows)
+    report = measure_quality(copies, pool, judges, target=3, out_dir=tmp_path, seed=0, generator_rows=generator_rows)
+    assert set(report.info["above_control"]["A"]["controls"]) == {"untouched", *CONTROLS}  # real faces, degraded
     m = report.info["memorization"]
     assert m["reference_faces"] == len(generator_rows)
     assert m["synthetic_pixel"]["median"] == 0.0 and m["real_pixel"]["min"] > 1.0  # a real face is nobody's copy

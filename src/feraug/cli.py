@@ -359,7 +359,7 @@ def experiment() -> None:
     "folds and seeds: each set gets its own report in --out/<name>, and comparison.md asks whether it beat "
     "--synthetic.",
 )
-@click.option("--classifier", "arch", default=None, help="Classifier architecture: simple, surreal or vgg.")
+@click.option("--classifier", "arch", default=None, help="Classifier: simple, surreal, vgg, fast or resnet.")
 @click.option("--seeds", type=click.IntRange(1), default=None,
               help="Train every arm with seeds 0..N-1.  [default: 7: ~80% power for a +2 pt macro-F1 gain]")
 @click.option(
@@ -576,7 +576,7 @@ def _without_orphans(real, syn, prov: dict, path: Path) -> tuple:  # noqa: ANN00
 
 @train.command("classifier")
 @click.option("--data", default=None, help="FER2013 CSV, image folder, or toy[:N[:SEED]] (split by standard_splits).")
-@click.option("--arch", default=None, help="simple, surreal or vgg.  [default: simple]")
+@click.option("--arch", default=None, help="simple, surreal, vgg, fast or resnet.  [default: simple]")
 @click.option(
     "--config",
     "config_file",
@@ -658,8 +658,9 @@ judge_options = [
     click.option("--judge-k", type=click.IntRange(2), default=2, show_default=True,
                  help="Folds of the cross-fitted judge (model i never trains on fold i)."),
     click.option("--judge-set", "judge_sets", multiple=True, metavar="KEY=VALUE",
-                 help="Judge classifier settings, e.g. epochs=20 or arch=simple.  [default: arch fast, 10 epochs; "
-                      "quality and select: class-balanced loss weights]"),
+                 help="Judge classifier settings, e.g. epochs=20.  [default: arch fast, 10 epochs; quality and "
+                      "select: degradation augmentation, plain loss, a prior correction fitted out of fold, and a "
+                      "second judge of arch resnet]"),
     click.option("--judge-cache", type=click.Path(file_okay=False, path_type=Path), default=None,
                  help="Folder for the judge models.  [default: <feraug cache>/crossfit]"),
 ]
@@ -714,12 +715,25 @@ def _generator_rows(prov: dict | None) -> Any:
     return None if any(r is None for r in rows) else np.unique(np.concatenate(rows))
 
 
+def _ferplus_for(data: str, ferplus: Path | None, echo: Callable[[str], None]) -> Any:
+    """The FER+ votes judge B learns from: ``--ferplus``, else a ``ferplus.csv.gz`` beside the data file, else None."""
+    from feraug.data.ferplus import load_ferplus
+
+    if ferplus is None:
+        beside = Path(data).parent / "ferplus.csv.gz"
+        if not beside.is_file():
+            return None
+        echo(f"judge B learns FER+ plurality labels from {beside} (found beside the data)")
+        ferplus = beside
+    return load_ferplus(ferplus)
+
+
 def _judged_set(synthetic: Path, provenance: Path | None, data: str | None, target: str | None, seed: int,
                 judge_k: int, judge_sets: tuple[str, ...], judge_cache: Path | None, quiet: bool, skip_bad_rows: bool,
-                no_cache: bool) -> dict[str, Any]:  # fmt: skip
-    """Load a synthetic set, its provenance and real data; resolve the target; cross-fit (or load) the judge."""
+                no_cache: bool, ferplus: Path | None) -> dict[str, Any]:  # fmt: skip
+    """Load a synthetic set, its provenance and real data; resolve the target; cross-fit (or load) the judges."""
     from feraug.data.classes import emotion_index
-    from feraug.evaluate.crossfit import QUALITY_JUDGE, cross_fit, judge_config
+    from feraug.evaluate.judges import build_judges, training_signal_conflict
     from feraug.synth.translate import load_synthetic_set
 
     syn, prov = load_synthetic_set(synthetic, provenance=provenance, cache_dir=not no_cache)
@@ -736,10 +750,19 @@ def _judged_set(synthetic: Path, provenance: Path | None, data: str | None, targ
     else:
         target_label = emotion_index(target)
     pool = _training_pool(real)
-    cfg = judge_config(judge_sets, **QUALITY_JUDGE)
-    judge = cross_fit(pool, cfg, k=judge_k, seed=seed, cache_dir=judge_cache or True, progress=not quiet,
-                      log=click.echo)  # fmt: skip
-    return {"syn": syn, "prov": prov, "pool": pool, "target": target_label, "judge": judge, "cfg": cfg}
+    judges = build_judges(pool, k=judge_k, seed=seed, ferplus=_ferplus_for(data, ferplus, click.echo),
+                          sets=judge_sets, cache_dir=judge_cache or True, progress=not quiet,
+                          log=click.echo)  # fmt: skip
+    runs = sorted({Path(r) for r in prov["run"].tolist()}) if prov is not None and "run" in prov else []
+    conflict = training_signal_conflict(judges, runs)
+    if conflict:
+        raise click.UsageError(conflict)
+    return {"syn": syn, "prov": prov, "pool": pool, "target": target_label, "judges": judges}
+
+
+ferplus_option = click.option("--ferplus", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                              default=None, help="FER+ votes aligned with --data, for judge B's labels.  [default: "
+                              "ferplus.csv.gz beside the data file, if any; else the data's own labels]")  # fmt: skip
 
 
 @main.command("quality")
@@ -749,35 +772,39 @@ def _judged_set(synthetic: Path, provenance: Path | None, data: str | None, targ
               help="Folder for quality.json, quality.md and grids.  [default: <synthetic>.quality]")
 @click.option("--seed", default=0, show_default=True, help="Judge folds and seeds, KID subsets, calibration draws.")
 @_judge_options
+@ferplus_option
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @skip_option
 @cache_option
 @user_errors
 def quality(synthetic: Path, provenance: Path | None, data: str | None, target: str | None, source: str | None,
             out: Path | None, seed: int, judge_k: int, judge_sets: tuple[str, ...], judge_cache: Path | None,
-            quiet: bool, skip_bad_rows: bool, no_cache: bool) -> None:  # fmt: skip
+            ferplus: Path | None, quiet: bool, skip_bad_rows: bool, no_cache: bool) -> None:  # fmt: skip
     """Measure a synthetic set against real faces, with real-face calibration rows beside it.
 
-    Expression transfer rate (a cross-fitted judge that never trained on the faces it scores or on a
-    translation's source), KID and FID in the judge's feature space, SSIM/L1 to the source face,
-    diversity and distance to the nearest training face, for the synthetic set, for real held-out
-    target faces (what real reads as) and for real untranslated source faces (what no change reads
-    as). The judge is trained once and cached.
+    The headline is the transfer above control: the share two cross-fitted judges (different
+    architectures and labels, neither trained on a face it scores or on a translation's source) call
+    the target emotion, minus the highest share among negative controls — the faces the set was made
+    from, untouched and degraded (blur, noise, down-up sampling, textures, blotches, brightness,
+    contrast), judged the same way — with a 95 % interval. Beside it: KID and FID in judge A's
+    feature space, SSIM/L1 to the source face, diversity and distance to the nearest training face,
+    for the set, real held-out target faces and real untranslated source faces. Judges are trained
+    once and cached.
     """
     from feraug.data.classes import emotion_index
-    from feraug.evaluate.quality import measure_quality, memorization_line
+    from feraug.evaluate.quality import measure_quality, memorization_line, opening
 
     j = _judged_set(synthetic, provenance, data, target, seed, judge_k, judge_sets, judge_cache, quiet, skip_bad_rows,
-                    no_cache)  # fmt: skip
-    syn, prov, pool, target_label, judge, cfg = (j[k] for k in ("syn", "prov", "pool", "target", "judge", "cfg"))
+                    no_cache, ferplus)  # fmt: skip
+    syn, prov, pool, target_label, judges = (j[k] for k in ("syn", "prov", "pool", "target", "judges"))
     out = out or synthetic.with_name(synthetic.name.removesuffix(".gz").removesuffix(".csv") + ".quality")
-    report = measure_quality(syn, pool, judge, target=target_label,
+    report = measure_quality(syn, pool, judges, target=target_label,
                              source_rows=_translation_sources(prov),
                              source=emotion_index(source) if source is not None else None,
                              out_dir=out, seed=seed, log=None if quiet else click.echo,
                              generator_rows=_generator_rows(prov))  # fmt: skip
-    click.echo(f"\n{report.info['source']} -> {report.info['target']}: {len(syn)} synthetic faces, judged by "
-               f"{judge.k} cross-fitted {cfg.arch} classifiers\n")  # fmt: skip
+    click.echo(f"\n{report.info['source']} -> {report.info['target']}: {len(syn)} synthetic faces\n")
+    click.echo(opening(report.info) + "\n")
     click.echo(report.table())
     click.echo(memorization_line(report.info.get("memorization")).rstrip())
     click.echo(f"\nreport: {report.files['md']} (also quality.json and best/worst grids)")
@@ -794,18 +821,21 @@ def quality(synthetic: Path, provenance: Path | None, data: str | None, target: 
               help="CSV of the kept faces; provenance, .select.json and a grid go beside it.")
 @click.option("--seed", default=0, show_default=True, help="Judge folds and seeds.")
 @_judge_options
+@ferplus_option
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @skip_option
 @cache_option
 @user_errors
 def select(synthetic: Path, provenance: Path | None, data: str | None, target: str | None, keep: int | None,
            threshold: float | None, by: str, out: Path, seed: int, judge_k: int, judge_sets: tuple[str, ...],
-           judge_cache: Path | None, quiet: bool, skip_bad_rows: bool, no_cache: bool) -> None:  # fmt: skip
+           judge_cache: Path | None, ferplus: Path | None, quiet: bool, skip_bad_rows: bool,
+           no_cache: bool) -> None:  # fmt: skip
     """Keep the best synthetic faces by target confidence, realism and identity kept (SSIM to source).
 
-    Scores come from the same cross-fitted judge as `feraug quality` (cached), so a face is never
-    judged by a model that trained on its source. The kept faces keep their provenance, so the
-    augmentation experiment's leakage guard works on them unchanged.
+    Scores come from the same two cross-fitted judges as `feraug quality` (cached): target
+    confidence is the lower of the two judges' probabilities, so a face ranks high only when both
+    agree, and a face is never judged by a model that trained on its source. The kept faces keep
+    their provenance, so the augmentation experiment's leakage guard works on them unchanged.
     """
     import numpy as np
     import torch
@@ -815,9 +845,9 @@ def select(synthetic: Path, provenance: Path | None, data: str | None, target: s
     if (keep is None) == (threshold is None):
         raise click.UsageError("give exactly one of --keep N and --threshold T")
     j = _judged_set(synthetic, provenance, data, target, seed, judge_k, judge_sets, judge_cache, quiet, skip_bad_rows,
-                    no_cache)  # fmt: skip
-    syn, prov, pool, judge = j["syn"], j["prov"], j["pool"], j["judge"]
-    sources = source_folds = None
+                    no_cache, ferplus)  # fmt: skip
+    syn, prov, pool, judges = j["syn"], j["prov"], j["pool"], j["judges"]
+    sources = None
     source_rows = _translation_sources(prov)
     if source_rows is not None:
         index = {int(r): i for i, r in enumerate(pool.rows)}
@@ -825,15 +855,16 @@ def select(synthetic: Path, provenance: Path | None, data: str | None, target: s
         if (pos < 0).any():
             raise click.UsageError(f"{int((pos < 0).sum())} synthetic faces name source rows outside the training "
                                    "faces of --data: pass the data the generator was trained on")  # fmt: skip
-        sources, source_folds = pool.images[torch.from_numpy(pos)], judge.folds[pos]
+        sources = pool.images[torch.from_numpy(pos)]
     if by == "structure" and sources is None:
         raise click.UsageError("--by structure needs translations with provenance (SSIM to the source face)")
-    scores = selection_scores(syn, pool, judge, target=j["target"], sources=sources, source_folds=source_folds)
+    scores = selection_scores(syn, pool, judges, target=j["target"], sources=sources, source_rows=source_rows)
     kept = select_top(scores[by], keep=keep, threshold=threshold)
     if kept.size == 0:
         raise click.UsageError(f"no face has a {by} score of at least {threshold}")
     result = write_selection(out, syn, prov, scores, kept, by,
-                             {"synthetic": str(synthetic), "seed": seed, "judge_cache": str(judge.cache)})  # fmt: skip
+                             {"synthetic": str(synthetic), "seed": seed,
+                              "judge_caches": [str(jd.fit.cache) for jd in judges]})  # fmt: skip
     click.echo(f"kept {kept.size} of {len(syn)} faces by {by} -> {result.csv}")
     for k, v in scores.items():
         click.echo(f"  {k:<10} mean kept {v[kept].mean():9.4f}   all {v.mean():9.4f}")

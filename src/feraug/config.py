@@ -376,6 +376,9 @@ class ClassifierAugmentConfig(Strict):
     max_degrees: float = Field(10.0, ge=0.0, le=180.0, description="random rotation in [-max, max] degrees")
     erase_p: float = Field(0.5, ge=0.0, le=1.0, description="probability of random erasing per image")
     erase_area: tuple[float, float] = Field((0.02, 0.2), description="erased fraction of the image area (min, max)")
+    degrade_p: float = Field(0.0, ge=0.0, le=1.0, description="probability a face also gets 1-2 random degradations "
+                             "(blur, noise, textures, ...; feraug.data.degrade), also with augment=false: a judge "
+                             "that artefacts do not fool")  # fmt: skip
 
     @field_validator("erase_area")
     @classmethod
@@ -392,7 +395,7 @@ class ClassifierConfig(Strict):
     """
 
     data: str | None = Field(None, description="dataset the CLI splits with standard_splits (API: pass datasets)")
-    arch: str = Field("simple", description="simple, surreal or vgg (feraug.nets.classifiers)")
+    arch: str = Field("simple", description="simple, surreal, vgg, fast or resnet (feraug.nets.classifiers)")
     arch_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra constructor arguments of arch")
     size: int = Field(48, ge=16, description="image side length the classifier sees")
     optimizer: Literal["adamw", "sgd"] = "adamw"

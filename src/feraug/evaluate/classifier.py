@@ -52,13 +52,14 @@ from tqdm.auto import tqdm
 from feraug.config import ClassifierConfig
 from feraug.data.augment import classifier_augment, ten_crop, to_float
 from feraug.data.dataset import FaceDataset
+from feraug.data.degrade import degrade_batch
 from feraug.evaluate.metrics import classification_metrics
 from feraug.nets.classifiers import ExpressionClassifier, build_classifier, classifier_from_arch
 from feraug.train.budget import END_MARGIN, HEADROOM, BudgetPlan, OnTime, plan_schedule, synchronize
 from feraug.train.checkpoint import load_checkpoint, save_checkpoint
 from feraug.train.device import autocast_dtype, resolve_device
 from feraug.train.runinfo import write_config, write_run_info
-from feraug.train.seeding import INIT, ORDER, STEP, derive_seed, generator
+from feraug.train.seeding import DEGRADE, INIT, ORDER, STEP, derive_seed, generator
 from feraug.train.trainer import TrainingDivergedError
 
 #: ``family`` of classifier checkpoints; loading another family's checkpoint is a clear error.
@@ -306,6 +307,9 @@ class _Fit:
             x = classifier_augment(x, generator(self.cfg.seed, STEP, self.step, device=self.device),
                                    crop_padding=a.crop_padding, flip=a.flip, max_degrees=a.max_degrees,
                                    erase_p=a.erase_p, erase_area=a.erase_area)  # fmt: skip
+        if self.cfg.augmentation.degrade_p > 0:  # a judge's robustness, wanted with or without geometric jitter
+            x = degrade_batch(x, self.cfg.augmentation.degrade_p,
+                              generator(self.cfg.seed, DEGRADE, self.step, device=self.device))  # fmt: skip
         return x.contiguous(memory_format=self.memory_format), self.labels[idx]
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

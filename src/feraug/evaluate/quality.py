@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,15 +53,17 @@ import torch
 from torch import nn
 
 from feraug.data.dataset import FaceDataset
-from feraug.evaluate.crossfit import CrossFit, features
+from feraug.data.degrade import CONTROLS
+from feraug.evaluate.controls import UNTOUCHED, above_control, control_faces, headline
+from feraug.evaluate.crossfit import features
 from feraug.evaluate.image_quality import mean_abs_error, ssim
+from feraug.evaluate.judges import DISAGREE, Judge
 from feraug.train.seeding import SELECT, derive_seed
 
 #: KID subsets and their largest size (Bińkowski et al. use 100 subsets of 1,000; synthetic sets here are smaller).
 KID_SUBSETS = 100
 KID_MAX_SUBSET = 100
 ROW_SYNTHETIC, ROW_TARGET, ROW_SOURCE = "synthetic", "real target (held out)", "real source (untranslated)"
-ROW_OWN_SOURCES = "their sources (untranslated)"
 
 
 class _Precomputed(nn.Module):
@@ -149,7 +151,7 @@ class FaceSet:
 
     name: str
     images: torch.Tensor  # uint8 [N,H,W]
-    folds: np.ndarray  # fold (of the face, or of its source) for out-of-fold judging; -1 outside the pool
+    rows: np.ndarray  # data row of the face, or of its source, for out-of-fold judging; -1 for none
     self_index: np.ndarray  # index into the target training faces of the face itself, -1 if none
     sources: torch.Tensor | None  # uint8 [N,H,W] source faces paired with these, or None
 
@@ -158,22 +160,36 @@ def _pixels(images: torch.Tensor) -> np.ndarray:
     return images.flatten(1).double().numpy()
 
 
-def score_set(fs: FaceSet, judge: CrossFit, target: int, ref_feats: np.ndarray, train_target: torch.Tensor,
+def judge_hits(images: torch.Tensor, rows: np.ndarray, judges: Sequence[Judge],
+               target: int) -> dict[str, np.ndarray]:  # fmt: skip
+    """Per judge, each face's probability of ``target`` (``p_<name>``) and whether it is called so (``hit_<name>``)."""
+    out: dict[str, np.ndarray] = {}
+    for j in judges:
+        proba = j.proba(images, rows)
+        out[f"p_{j.name}"] = proba[:, target].astype(np.float64)
+        out[f"hit_{j.name}"] = proba.argmax(1) == target
+    return out
+
+
+def score_set(fs: FaceSet, judges: Sequence[Judge], target: int, ref_feats: np.ndarray, train_target: torch.Tensor,
               train_feats: np.ndarray, ref_diversity: float, fid_n: int,
               seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:  # fmt: skip
-    """The table row of one set and its per-face scores (for grids and selection)."""
-    proba = judge.out_of_fold_proba(fs.images, fs.folds)
-    feats = features(judge.nets[0], fs.images)
+    """The table row of one set and its per-face scores (for grids, controls and selection)."""
+    calls = judge_hits(fs.images, fs.rows, judges, target)
+    net = judges[0].fit.nets[0]
+    feats = features(net, fs.images)
     rng = np.random.default_rng(derive_seed(seed, SELECT, len(fs.images)))
     pick = np.sort(rng.choice(len(feats), size=fid_n, replace=False))
     kid_mean, kid_std = kid(ref_feats, feats, seed=seed)
     nn_pix = nearest_distance(_pixels(fs.images), _pixels(train_target), exclude=fs.self_index) / np.sqrt(
         fs.images[0].numel())
     nn_feat = nearest_distance(feats, train_feats, exclude=fs.self_index)
-    per_face: dict[str, np.ndarray] = {"p_target": proba[:, target], "nn_pixel": nn_pix, "nn_feature": nn_feat}
+    agreed = np.min([calls[f"p_{j.name}"] for j in judges], axis=0)
+    per_face: dict[str, np.ndarray] = {"p_target": agreed, **calls, "nn_pixel": nn_pix, "nn_feature": nn_feat}
     row: dict[str, Any] = {
         "set": fs.name, "n": len(fs.images),
-        "transfer": float((proba.argmax(1) == target).mean()), "p_target": float(proba[:, target].mean()),
+        **{f"transfer_{j.name}": float(calls[f"hit_{j.name}"].mean()) for j in judges},
+        "p_target": float(agreed.mean()),
         "kid": kid_mean, "kid_std": kid_std, "fid": fid(ref_feats, feats[pick]), "fid_n": fid_n,
         "diversity": mean_pairwise_distance(feats) / ref_diversity,
         "nn_pixel": float(np.median(nn_pix)), "nn_feature": float(np.median(nn_feat)),
@@ -183,6 +199,20 @@ def score_set(fs: FaceSet, judge: CrossFit, target: int, ref_feats: np.ndarray, 
         per_face.update({"ssim_to_source": s, "l1_to_source": l1})
         row.update({"ssim_to_source": float(s.mean()), "l1_to_source": float(l1.mean())})
     return row, per_face
+
+
+def control_rows(faces: torch.Tensor, rows: np.ndarray, judges: Sequence[Judge], target: int,
+                 seed: int) -> tuple[list[dict[str, Any]], dict[str, dict[str, np.ndarray]]]:  # fmt: skip
+    """Table rows of the controls made from ``faces`` and, per control, each judge's per-face hits."""
+    table, hits = [], {}
+    for name, images in control_faces(faces, seed).items():
+        calls = judge_hits(images, rows, judges, target)
+        hits[name] = {j.name: calls[f"hit_{j.name}"] for j in judges}
+        table.append({"set": f"control: {name}", "n": len(images),
+                      **{f"transfer_{j.name}": float(calls[f"hit_{j.name}"].mean()) for j in judges},
+                      "p_target": float(np.min([calls[f"p_{j.name}"] for j in judges], axis=0).mean()),
+                      "l1_to_source": float(mean_abs_error(images, faces).mean())})  # fmt: skip
+    return table, hits
 
 
 def memorization(synthetic: FaceDataset, reference: FaceDataset, net: nn.Module, *, own_source: np.ndarray,
@@ -254,7 +284,8 @@ class QualityReport:
 
 
 COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("n", "n", "{:d}"), ("transfer", "transfer", "{:.1%}"), ("p_target", "p(target)", "{:.3f}"),
+    ("n", "n", "{:d}"), ("transfer_A", "transfer A", "{:.1%}"), ("transfer_B", "transfer B", "{:.1%}"),
+    ("p_target", "p(target)", "{:.3f}"),
     ("kid", "KID", "{:.4f}"), ("kid_std", "± std", "{:.4f}"), ("fid", "FID", "{:.2f}"),
     ("ssim_to_source", "SSIM src", "{:.3f}"), ("l1_to_source", "L1 src", "{:.1f}"),
     ("diversity", "diversity", "{:.2f}"), ("nn_pixel", "NN pixel", "{:.1f}"), ("nn_feature", "NN feat", "{:.2f}"),
@@ -263,18 +294,18 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table of quality rows (missing values as ``-``)."""
-    head = f"{'set':<28}" + "".join(f"{label:>11}" for _, label, _ in COLUMNS)
+    head = f"{'set':<44}" + "".join(f"{label:>11}" for _, label, _ in COLUMNS)
     lines = [head, "-" * len(head)]
     for r in rows:
         cells = [fmt.format(r[key]) if r.get(key) is not None else "-" for key, _, fmt in COLUMNS]
-        lines.append(f"{r['set']:<28}" + "".join(f"{c:>11}" for c in cells))
+        lines.append(f"{r['set']:<44}" + "".join(f"{c:>11}" for c in cells))
     return "\n".join(lines)
 
 
 def measure_quality(
     synthetic: FaceDataset,
     data: FaceDataset,
-    judge: CrossFit,
+    judges: Sequence[Judge],
     *,
     target: int,
     source_rows: np.ndarray | None = None,
@@ -289,8 +320,9 @@ def measure_quality(
 
     Args:
         synthetic: the synthetic set.
-        data: the real pool the judge was cross-fitted on (the Training faces the generator drew on).
-        judge: :func:`~feraug.evaluate.crossfit.cross_fit` of ``data`` (``k >= 2``).
+        data: the real pool the judges were cross-fitted on (the Training faces the generator drew on).
+        judges: :func:`~feraug.evaluate.judges.build_judges` of ``data``; the first one's model 0 gives
+            the features of the distribution scores.
         target: label of the emotion the synthetic faces should show.
         source_rows: for translations, the source row (:attr:`FaceDataset.rows`) of each synthetic
             face, from its provenance: enables the source-based scores and out-of-fold judging.
@@ -320,7 +352,8 @@ def measure_quality(
         counts = np.bincount(labels, minlength=len(data.classes)).astype(np.int64)
         counts[target] = -1
         source = int(counts.argmax())
-    fold_of = judge.fold_of_rows(np.asarray(data.rows, dtype=np.int64))
+    first = judges[0].fit
+    fold_of = first.fold_of_rows(np.asarray(data.rows, dtype=np.int64))
     tgt_idx = np.flatnonzero(labels == target)
     src_idx = np.flatnonzero(labels == source)
     rng = np.random.default_rng(derive_seed(seed, SELECT))
@@ -330,7 +363,7 @@ def measure_quality(
                          "quality needs at least 4 (2 reference, 2 calibration)")  # fmt: skip
     ref, cal = held_tgt[: len(held_tgt) // 2], held_tgt[len(held_tgt) // 2 :]
     held_src = rng.permutation(src_idx[fold_of[src_idx] == 0])[: max(len(cal), min(len(synthetic), 500))]
-    net0 = judge.nets[0]
+    net0 = first.nets[0]
     ref_feats = features(net0, data.images[torch.from_numpy(ref)])
     train_target = data.images[torch.from_numpy(tgt_idx)]
     train_feats = features(net0, train_target)
@@ -338,27 +371,36 @@ def measure_quality(
     position_in_target = {int(p): j for j, p in enumerate(tgt_idx)}
     fid_n = min(len(synthetic), len(cal), len(held_src))
 
-    syn_folds = judge.fold_of_rows(np.asarray(source_rows, dtype=np.int64)) if source_rows is not None else \
-        np.full(len(synthetic), -1)  # fmt: skip
+    rows_of = np.asarray(data.rows, dtype=np.int64)
+    syn_rows = np.asarray(source_rows, dtype=np.int64) if source_rows is not None else np.full(len(synthetic), -1)
     partner = rng.choice(src_idx, size=len(cal), replace=True)
     sets = [
-        FaceSet(ROW_SYNTHETIC, synthetic.images, syn_folds, np.full(len(synthetic), -1), sources),
-        FaceSet(ROW_TARGET, data.images[torch.from_numpy(cal)], fold_of[cal],
+        FaceSet(ROW_SYNTHETIC, synthetic.images, syn_rows, np.full(len(synthetic), -1), sources),
+        FaceSet(ROW_TARGET, data.images[torch.from_numpy(cal)], rows_of[cal],
                 np.array([position_in_target[int(p)] for p in cal]),
                 data.images[torch.from_numpy(partner)] if sources is not None else None),
-        FaceSet(ROW_SOURCE, data.images[torch.from_numpy(held_src)], fold_of[held_src], np.full(len(held_src), -1),
+        FaceSet(ROW_SOURCE, data.images[torch.from_numpy(held_src)], rows_of[held_src], np.full(len(held_src), -1),
                 data.images[torch.from_numpy(held_src)] if sources is not None else None),
     ]  # fmt: skip
-    if sources is not None:
-        sets.append(FaceSet(ROW_OWN_SOURCES, sources, syn_folds, np.full(len(synthetic), -1), sources))
     rows, per_face = [], {}
     for fs in sets:
         if log:
             log(f"scoring {fs.name} ({len(fs.images)} faces)")
-        row, faces = score_set(fs, judge, target, ref_feats, train_target, train_feats, ref_div, fid_n, seed)
+        row, faces = score_set(fs, judges, target, ref_feats, train_target, train_feats, ref_div, fid_n, seed)
         rows.append(row)
         if fs.name == ROW_SYNTHETIC:
             per_face = faces
+    # Controls: the set's own sources degraded (paired face by face), or for a sampled set real faces of the
+    # source class degraded; judged exactly like the set.
+    paired = sources is not None
+    base_faces = sources if paired else data.images[torch.from_numpy(held_src)]
+    base_rows = syn_rows if paired else rows_of[held_src]
+    if log:
+        log(f"scoring {len(CONTROLS) + 1} controls ({len(base_faces)} faces each)")
+    ctrl_rows, ctrl_hits = control_rows(base_faces, base_rows, judges, target, seed)
+    rows.extend(ctrl_rows)
+    above = {j.name: above_control(per_face[f"hit_{j.name}"], {c: h[j.name] for c, h in ctrl_hits.items()},
+                                   paired=paired) for j in judges}  # fmt: skip
     if log:
         log("searching the generator's training faces for near-copies")
     in_reference = np.ones(len(data), dtype=bool) if generator_rows is None else np.isin(data.rows, generator_rows)
@@ -370,7 +412,10 @@ def measure_quality(
                        calibration_self=ref_position[cal])  # fmt: skip
     per_face["nn_training_pixel"] = mem["synthetic"]["pixel"]
     info = {"target": data.classes[target], "source": data.classes[source], "reference_faces": len(ref),
-            "judge_k": judge.k, "judge_cache": str(judge.cache) if judge.cache else None,
+            "above_control": above, "disagree": DISAGREE, "headline": headline(above, DISAGREE),
+            "judges": [{"name": j.name, "arch": j.arch, "labels": j.labels, "k": j.fit.k, "describe": j.describe(),
+                        "target_recall": j.oof["recall"][target], **j.oof,
+                        "cache": str(j.fit.cache) if j.fit.cache else None} for j in judges],
             "translation": source_rows is not None, "synthetic_source": synthetic.source, "data": data.source,
             "seed": seed}  # fmt: skip
     files: dict[str, Path] = {}
@@ -396,6 +441,19 @@ def memorization_line(m: dict[str, Any] | None) -> str:
             "Near 0 is a copy (memorization.png, closest_pairs.png).\n")  # fmt: skip
 
 
+def opening(info: dict[str, Any]) -> str:
+    """What ``quality.md`` and ``feraug quality`` print first: the above-control figures, then the judges' own skill."""
+    pairing = "paired by source face" if info["translation"] else "two independent proportions"
+    lines = [f"Transfer above control: the set's {info['target']} rate minus that of the highest of its negative "
+             f"controls (the faces it was made from, untouched and degraded; 95 % interval {pairing}):", "",
+             *info["headline"].splitlines(), "", "The judges (out of fold, on the faces they were trained on):"]
+    for j in info["judges"]:
+        untouched = info["above_control"][j["name"]]["controls"].get(UNTOUCHED)
+        lines.append(f"- {j['describe']}, {info['target']} recall {j['target_recall']:.1%}; untouched sources read "
+                     f"{untouched:.1%} {info['target']}")  # fmt: skip
+    return "\n".join(lines)
+
+
 #: Per-face scores the best/worst grids are drawn for, and whether higher is better.
 GRID_SCORES: dict[str, bool] = {"p_target": True, "ssim_to_source": True, "nn_pixel": True}
 
@@ -411,7 +469,7 @@ def write_quality(out: Path, rows: list[dict[str, Any]], per_face: dict[str, np.
     files["json"].write_text(json.dumps(record, indent=2))
     title = (f"{info['source']} -> {info['target']}" if info["translation"] else
              f"{info['target']} sampled from noise (untranslated row: real {info['source']} faces)")  # fmt: skip
-    files["md"].write_text(f"# Synthetic set quality: {title}\n\n```\n"
+    files["md"].write_text(f"# Synthetic set quality: {title}\n\n{opening(info)}\n\n```\n"
                            f"{format_table(rows)}\n```\n" + memorization_line(info.get("memorization")))  # fmt: skip
     for key, higher_better in GRID_SCORES.items():
         if key not in per_face:

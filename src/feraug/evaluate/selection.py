@@ -2,12 +2,13 @@
 
 Seed 002 saw its classifier get worse past ~100 synthetic Disgust faces because bad samples
 outweighed good ones, and asked for instance selection. Each synthetic face gets three scores
-from the cross-fitted judge of :mod:`feraug.evaluate.quality`:
+from the two cross-fitted judges of :mod:`feraug.evaluate.judges` (those ``feraug quality`` uses):
 
-* ``target`` — the judge's probability that the face shows the target emotion, from the model
-  that never trained on the face's source;
+* ``target`` — the lower of the two judges' probabilities that the face shows the target emotion
+  (each from the model that never trained on the face's source): a face is ranked high only when
+  both judges, of different architectures and labels, agree;
 * ``realism`` — log-density of its features under a Gaussian (Ledoit-Wolf) fitted to the real
-  training faces of the target emotion, in judge model 0's feature space (one space for every face,
+  training faces of the target emotion, in judge A's model 0's feature space (one space for every face,
   so the scores compare; model 0 trained on about half of the sources): how typical of real target
   faces it looks to the judge;
 * ``structure`` — SSIM to its source face (translations only): identity and pose kept.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +34,9 @@ from scipy.stats import rankdata
 from sklearn.covariance import LedoitWolf
 
 from feraug.data.dataset import FaceDataset
-from feraug.evaluate.crossfit import CrossFit, features
+from feraug.evaluate.crossfit import features
 from feraug.evaluate.image_quality import ssim
+from feraug.evaluate.judges import Judge
 
 SCORES: tuple[str, ...] = ("combined", "target", "realism", "structure")
 
@@ -43,18 +46,22 @@ def percentile_rank(x: np.ndarray) -> np.ndarray:
     return (rankdata(x, method="average") - 0.5) / len(x)
 
 
-def selection_scores(synthetic: FaceDataset, pool: FaceDataset, judge: CrossFit, *, target: int,
-                     sources: torch.Tensor | None = None, source_folds: np.ndarray | None = None,
+def selection_scores(synthetic: FaceDataset, pool: FaceDataset, judges: Sequence[Judge], *, target: int,
+                     sources: torch.Tensor | None = None, source_rows: np.ndarray | None = None,
                      ) -> dict[str, np.ndarray]:  # fmt: skip
-    """The per-face scores of the module docstring, each ``float64 [N]`` (higher = keep first)."""
-    folds = source_folds if source_folds is not None else np.full(len(synthetic), -1)
-    proba = judge.out_of_fold_proba(synthetic.images, folds)
+    """The per-face scores of the module docstring, each ``float64 [N]`` (higher = keep first).
+
+    ``source_rows``: the data row of each face's source (translations), for out-of-fold judging.
+    """
+    rows = source_rows if source_rows is not None else np.full(len(synthetic), -1)
+    agreed = np.min([j.proba(synthetic.images, rows)[:, target] for j in judges], axis=0)
+    net = judges[0].fit.nets[0]
     real = pool.images[torch.from_numpy(np.flatnonzero(pool.labels.numpy() == target))]
     if len(real) < 2:
         raise ValueError(f"the real data has {len(real)} {pool.classes[target]} faces; realism needs at least 2")
-    lw = LedoitWolf().fit(features(judge.nets[0], real))
-    diff = features(judge.nets[0], synthetic.images) - lw.location_
-    scores = {"target": proba[:, target].astype(np.float64),
+    lw = LedoitWolf().fit(features(net, real))
+    diff = features(net, synthetic.images) - lw.location_
+    scores = {"target": agreed.astype(np.float64),
               "realism": -0.5 * np.einsum("ij,ij->i", diff @ lw.precision_, diff)}  # fmt: skip
     if sources is not None:
         scores["structure"] = ssim(synthetic.images, sources).double().numpy()

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 # Purposes, so that different uses of the same (seed, position) never share a stream of numbers.
-ORDER, STEP, INIT, SELECT, SAMPLE = 1, 2, 3, 4, 5
+ORDER, STEP, INIT, SELECT, SAMPLE, DEGRADE = 1, 2, 3, 4, 5, 6
 
 
 def derive_seed(seed: int, *keys: int) -> int:

@@ -1,0 +1,120 @@
+"""The hardened instrument: degradations, negative controls, transfer above control, prior correction, the guard."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from feraug.data import make_toy_faces
+from feraug.data.augment import to_float
+from feraug.data.degrade import CONTROLS, KINDS, _away_from_controls, _gap, control_values, degrade_batch
+from feraug.evaluate.controls import UNTOUCHED, above_control, control_faces, headline
+from feraug.evaluate.crossfit import CrossFit
+from feraug.evaluate.judges import Judge, fit_prior_correction, training_signal_conflict
+from feraug.nets.classifiers import build_classifier
+from feraug.train.checkpoint import file_sha256
+
+
+@pytest.fixture(scope="module")
+def faces() -> torch.Tensor:
+    return make_toy_faces(n=200, seed=0).images[:24]
+
+
+def test_controls_are_deterministic_and_change_pixels_not_shapes(faces: torch.Tensor) -> None:
+    a, b = control_faces(faces, seed=3), control_faces(faces, seed=3)
+    assert list(a) == [UNTOUCHED, *CONTROLS]
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same faces, same seed: the same controls
+    assert torch.equal(a[UNTOUCHED], faces)
+    for name in CONTROLS:
+        assert a[name].dtype == torch.uint8 and a[name].shape == faces.shape
+        assert (a[name].float() - faces.float()).abs().mean() > 1.0, name  # every control changes the faces
+    other = control_faces(faces, seed=4)
+    assert not torch.equal(other["noise 12"], a["noise 12"])  # the noise comes from the seed...
+    assert torch.equal(other["blur 0.8"], a["blur 0.8"])  # ... a blur has none
+
+
+def test_training_degradations_replay_and_keep_away_from_the_controls(faces: torch.Tensor) -> None:
+    x = to_float(faces)
+    one = degrade_batch(x, 0.7, torch.Generator().manual_seed(1))
+    assert torch.equal(one, degrade_batch(x, 0.7, torch.Generator().manual_seed(1)))
+    assert not torch.equal(one, x) and one.abs().max() <= 1.0
+    assert torch.equal(degrade_batch(x, 0.0, torch.Generator().manual_seed(1)), x)
+    for kind in KINDS:
+        lo, hi = KINDS[kind].train
+        pushed = _away_from_controls(torch.linspace(lo, hi, 2001, dtype=torch.float64), kind)
+        for c in control_values(kind):
+            assert ((pushed - c).abs() >= _gap(c) - 1e-9).all(), (kind, c)  # no draw near any control value
+
+
+def test_above_control_paired_on_a_hand_computed_case() -> None:
+    hits = np.array([1, 1, 1, 0], dtype=bool)
+    controls = {"a": np.array([0, 0, 1, 0], dtype=bool), "b": np.array([1, 0, 0, 0], dtype=bool),
+                "c": np.array([0, 0, 0, 0], dtype=bool)}  # fmt: skip
+    r = above_control(hits, controls, paired=True)
+    # a and b both read 0.25: the first listed is the highest control. Differences vs a: [1, 1, 0, 0].
+    assert r["control"] == "a" and r["control_rate"] == 0.25 and r["transfer"] == 0.75
+    assert r["above"] == pytest.approx(0.5)
+    se = math.sqrt(1 / 3) / 2  # sample sd of [1, 1, 0, 0] is sqrt(1/3); over sqrt(4)
+    assert r["ci95"] == pytest.approx([0.5 - 1.959964 * se, 0.5 + 1.959964 * se], abs=1e-6)
+    assert r["controls"] == {"a": 0.25, "b": 0.25, "c": 0.0}
+
+
+def test_above_control_unpaired_on_a_hand_computed_case() -> None:
+    hits = np.array([1] * 6 + [0] * 4, dtype=bool)  # 0.6 of 10
+    r = above_control(hits, {"x": np.array([1] * 2 + [0] * 18, dtype=bool)}, paired=False)  # 0.1 of 20
+    se = math.sqrt(0.6 * 0.4 / 10 + 0.1 * 0.9 / 20)
+    assert r["above"] == pytest.approx(0.5) and r["ci95"] == pytest.approx([0.5 - 1.959964 * se, 0.5 + 1.959964 * se])
+    with pytest.raises(ValueError, match="one face per synthetic face"):
+        above_control(hits, {"x": np.zeros(20, dtype=bool)}, paired=True)
+
+
+def test_headline_flags_judges_that_disagree() -> None:
+    r = {"transfer": 0.5, "control": "blur 0.8", "control_rate": 0.1, "above": 0.4, "ci95": [0.3, 0.5]}
+    calm = headline({"A": r, "B": {**r, "above": 0.35}}, 0.15)
+    assert "judge A: transfer above control +40.0%" in calm and "FLAG" not in calm
+    assert "FLAG: the judges disagree by 25%" in headline({"A": r, "B": {**r, "above": 0.15}}, 0.15)
+
+
+def test_prior_correction_lets_an_under_predicted_class_be_predicted() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], [500, 40, 460])
+    proba = np.full((len(labels), 3), 0.05)
+    proba[np.arange(len(labels)), labels] = 0.5
+    proba[labels == 1, 0] = 0.6  # the rare class always loses to class 0 by a fixed margin
+    proba[labels == 1, 1] = 0.35
+    proba += rng.uniform(0, 0.01, proba.shape)
+    proba /= proba.sum(1, keepdims=True)
+    assert (proba.argmax(1) == 1).sum() == 0
+    bias = fit_prior_correction(proba, labels)
+    pred = (np.log(proba) + bias).argmax(1)
+    assert (pred == labels).mean() == 1.0 and abs(bias.mean()) < 1e-12
+
+
+def test_a_judge_that_trained_the_generator_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "judge"
+    ckpt = folder / "fold0" / "checkpoints" / "best.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"weights of judge A, model 0")
+    judge = Judge("A", CrossFit([build_classifier("fast")], np.zeros(1, np.int64), np.zeros(1, np.int64), folder),
+                  np.zeros(7), "FER2013", "fast")  # fmt: skip
+    run = tmp_path / "gan"
+    run.mkdir()
+    (run / "meta.json").write_text(json.dumps({"perceptual": {"path": "/elsewhere/phi.pt", "sha256": "0" * 64}}))
+    assert training_signal_conflict([judge], [run]) is None
+    (run / "meta.json").write_text(json.dumps({"perceptual": {"path": "/elsewhere/phi.pt",
+                                                              "sha256": file_sha256(ckpt)}}))  # fmt: skip
+    assert "is the classifier generator run" in training_signal_conflict([judge], [run])
+    (run / "meta.json").write_text(json.dumps({"perceptual": {"path": str(ckpt.parent), "sha256": "1" * 64}}))
+    assert "a loss is never the judge of its own generator" in training_signal_conflict([judge], [run])
+
+
+def test_resnet_judge_has_the_classifier_interface() -> None:
+    net = build_classifier("resnet")
+    x = torch.zeros(3, 1, 48, 48)
+    assert net(x).shape == (3, 7) and net.features(x).shape == (3, net.feature_dim)
+    assert net.arch["name"] == "resnet"

@@ -41,12 +41,15 @@ class Kind:
         apply: ``(x, strength [N], generator) -> degraded x``.
         train: ``(low, high)`` range of the strength a judge's augmentation draws from.
         unit: what the strength means, for tables.
+        step: training draws are rounded to multiples of this (kinds whose faces are processed in
+            groups of equal strength, such as a blur's kernel, stay a few groups per batch); 0: not rounded.
     """
 
     name: str
     apply: Apply
     train: tuple[float, float]
     unit: str
+    step: float = 0.0
 
 
 KINDS: dict[str, Kind] = {}
@@ -60,26 +63,24 @@ def register(kind: Kind) -> Kind:
     return kind
 
 
-def _gaussian_kernel(sigma: float, device: torch.device) -> torch.Tensor:
-    radius = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    return k / k.sum()
-
-
 def blur(x: torch.Tensor, sigma: torch.Tensor, _g: torch.Generator | None = None) -> torch.Tensor:
-    """Separable Gaussian blur, reflect-padded; images sharing a sigma share one convolution."""
-    out = x.clone()
-    for s in torch.unique(sigma).tolist():
-        if s <= 0:
-            continue
-        rows = torch.nonzero(sigma == s).flatten()
-        k = _gaussian_kernel(float(s), x.device).to(x.dtype)
-        r = k.numel() // 2
-        y = F.pad(x[rows], (r, r, r, r), mode="reflect")
-        y = F.conv2d(y, k.view(1, 1, 1, -1))
-        out[rows] = F.conv2d(y, k.view(1, 1, -1, 1))
-    return out
+    """Separable Gaussian blur of each face by its own sigma (pixels; <= 0 leaves it), reflect-padded.
+
+    One grouped convolution per axis for the whole batch: every face gets its own normalized
+    kernel, zero-padded to the widest radius in the batch.
+    """
+    n, c, h, w = x.shape
+    s = sigma.to(x.dtype).clamp(min=1e-3)
+    radius = max(1, math.ceil(3 * float(sigma.max()))) if n else 1
+    radius = min(radius, min(h, w) - 1)
+    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t.view(1, -1) / s.view(-1, 1)) ** 2)
+    k = k / k.sum(1, keepdim=True)  # [n, 2r + 1]
+    kernels = k.repeat_interleave(c, 0)
+    y = F.pad(x.reshape(1, n * c, h, w), (radius, radius, radius, radius), mode="reflect")
+    y = F.conv2d(y, kernels.view(n * c, 1, 1, -1), groups=n * c)
+    y = F.conv2d(y, kernels.view(n * c, 1, -1, 1), groups=n * c).view(n, c, h, w)
+    return torch.where((sigma > 0).view(-1, 1, 1, 1), y, x)
 
 
 def noise(x: torch.Tensor, sd: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
@@ -162,9 +163,9 @@ def contrast(x: torch.Tensor, factor: torch.Tensor, _g: torch.Generator | None =
 
 
 for _kind in (
-    Kind("blur", blur, (0.4, 2.4), "Gaussian sigma, pixels"),
+    Kind("blur", blur, (0.4, 2.4), "Gaussian sigma, pixels", step=0.1),
     Kind("noise", noise, (3.0, 24.0), "sd, grey levels"),
-    Kind("down_up", down_up, (1.5, 4.0), "down-sampling factor"),
+    Kind("down_up", down_up, (1.5, 4.0), "down-sampling factor", step=0.25),
     Kind("checkerboard", checkerboard, (3.0, 16.0), "amplitude, grey levels"),
     Kind("grid4", grid4, (3.0, 16.0), "amplitude, grey levels"),
     Kind("lattice", lattice, (3.0, 16.0), "amplitude, grey levels"),
@@ -248,6 +249,8 @@ def degrade_batch(x: torch.Tensor, p: float, g: torch.Generator | None, *, max_k
     for j, kind in enumerate(KINDS.values()):
         lo, hi = kind.train
         strength = torch.rand(n, generator=g, device=x.device, dtype=x.dtype) * (hi - lo) + lo
+        if kind.step:
+            strength = (strength / kind.step).round() * kind.step
         strength = _away_from_controls(strength, kind.name)
         rows = torch.nonzero(chosen[:, j]).flatten()
         if rows.numel():

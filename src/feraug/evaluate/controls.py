@@ -83,8 +83,11 @@ def headline(results: dict[str, dict[str, Any]], disagree: float) -> str:
     lines = []
     for name, r in results.items():
         lo, hi = r["ci95"]
+        of_real = r.get("of_real")
+        real = "" if of_real is None else (f"; real target faces {r['real_target_rate']:.1%}, so the set reaches "
+                                           f"{of_real:.0%} of their margin")  # fmt: skip
         lines.append(f"judge {name}: transfer above control {r['above']:+.1%} [95% CI {lo:+.1%}, {hi:+.1%}] "
-                     f"(set {r['transfer']:.1%}; highest control '{r['control']}' {r['control_rate']:.1%})")
+                     f"(set {r['transfer']:.1%}; highest control '{r['control']}' {r['control_rate']:.1%}{real})")
     values = [r["above"] for r in results.values()]
     if len(values) > 1 and max(values) - min(values) > disagree:
         lines.append(f"FLAG: the judges disagree by {max(values) - min(values):.0%} (more than {disagree:.0%}): "

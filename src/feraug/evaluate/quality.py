@@ -401,6 +401,11 @@ def measure_quality(
     rows.extend(ctrl_rows)
     above = {j.name: above_control(per_face[f"hit_{j.name}"], {c: h[j.name] for c, h in ctrl_hits.items()},
                                    paired=paired) for j in judges}  # fmt: skip
+    for j in judges:  # the yardstick: how far above the same control real held-out target faces read
+        real_rate = next(r for r in rows if r["set"] == ROW_TARGET)[f"transfer_{j.name}"]
+        margin = real_rate - above[j.name]["control_rate"]
+        above[j.name].update({"real_target_rate": real_rate,
+                              "of_real": above[j.name]["above"] / margin if margin > 0 else None})  # fmt: skip
     if log:
         log("searching the generator's training faces for near-copies")
     in_reference = np.ones(len(data), dtype=bool) if generator_rows is None else np.isin(data.rows, generator_rows)

@@ -4,7 +4,8 @@ The discriminator is updated on a mix of the newest fakes and fakes from earlier
 damps the oscillation between generator and discriminator. Unlike the reference implementation
 (a Python list and ``random.uniform`` per image) the pool is one tensor on the training device
 and its decisions are vectorized draws from an explicit generator: no host syncs, and the whole
-state (tensor + fill count) goes into checkpoints so a resumed run sees the same history.
+state (tensor + fill count) goes into checkpoints so a resumed run sees the same history. Its writes
+are deterministic too (two images drawing one slot write the same value), so a seed fixes the run.
 """
 
 from __future__ import annotations
@@ -46,7 +47,13 @@ class ImagePool:
         slot = torch.randint(0, self.size, (n,), device=images.device, generator=generator)
         stored = self.images[slot]
         mask = swap.view(-1, *([1] * (images.dim() - 1)))
-        self.images[slot] = torch.where(mask, rest, stored)
+        # Two images of a batch may draw the same slot. An indexed write with repeated indices keeps whichever
+        # write lands last, and on a multi-threaded CPU (or a GPU) that varies from run to run: the same seed then
+        # trains a different discriminator. So every writer of a slot writes the same value: the last image that
+        # swaps into it, as a loop over the batch would leave it, or the stored image when none does.
+        into = (slot.unsqueeze(1) == slot.unsqueeze(0)) & swap.unsqueeze(0)  # [i, j]: j swaps into i's slot
+        last = torch.where(into, torch.arange(n, device=slot.device), -1).amax(dim=1)
+        self.images[slot] = torch.where((last >= 0).view(mask.shape), rest[last.clamp(min=0)], stored)
         return torch.cat([images[:n_fill], torch.where(mask, stored, rest)])
 
     def state_dict(self) -> dict[str, object]:

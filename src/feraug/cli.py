@@ -255,16 +255,39 @@ def train_dcgan(data: str | None, classes: str | None, preset: str | None, **run
     _train_family("dcgan", preset, {"data.data": data, "data.classes": listed}, **run)
 
 
+@train.command("expression")
+@click.option("--data", default=None, help="FER2013 CSV, image folder, or toy[:N[:SEED]].  [default: toy]")
+@click.option("--preset", default="expression", show_default=True,
+              help="expression (2 CPU cores) or expression-gpu (one GPU).")
+@_gan_run_options
+@user_errors
+def train_expression(data: str | None, preset: str, **run: Any) -> None:
+    """Train one generator that edits a face into any of the seven emotions (StarGAN-style).
+
+    G(face, target emotion) learns from every training face: a domain-classification head on D
+    (trained on real faces) tells G whether its face reads as the target, the reconstruction
+    G(G(x, c), c_x) ~ x keeps the person, and the output is an edit of the input (net.output:
+    attention mask, shown in the sample grids, or residual). Targets are drawn class-balanced.
+    `feraug translate --run RUN --from neutral --to disgust` then writes FER2013-format faces.
+    Every config field can be overridden with --config FILE and --set section.key=value.
+    """
+    _train_family("expression", preset, {"data.data": data}, **run)
+
+
 @main.command()
 @click.option(
     "--run",
     "run_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     required=True,
-    help="A CycleGAN run folder.",
+    help="A CycleGAN or expression run folder.",
 )
 @click.option("--n", type=click.IntRange(1), required=True, help="Number of faces to translate.")
-@click.option("--from", "source", required=True, help="Emotion to translate from (one of the run's two domains).")
+@click.option("--from", "source", required=True,
+              help="Emotion to translate from (CycleGAN: one of the run's two domains; expression: any).")
+@click.option("--to", "target", default=None,
+              help="Emotion to translate to (expression runs: required, any but --from; CycleGAN runs: implied by "
+              "the run, and if given must be the run's other domain).")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -276,11 +299,14 @@ def train_dcgan(data: str | None, classes: str | None, preset: str | None, **run
 @click.option("--sources", "sources_run", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="A noise-GAN run (feraug train dcgan) that samples the --from faces instead of taking real ones.")
 @user_errors
-def translate(run_dir: Path, n: int, source: str, out: Path, seed: int, no_ema: bool, sources_run: Path | None) -> None:
-    """Translate N training faces (or N faces sampled by --sources) with a trained CycleGAN into a FER2013 CSV."""
+def translate(run_dir: Path, n: int, source: str, target: str | None, out: Path, seed: int, no_ema: bool,
+              sources_run: Path | None) -> None:  # fmt: skip
+    """Translate N training faces (or N faces sampled by --sources) with a trained CycleGAN or expression GAN
+    into a FER2013 CSV (attention masks of an expression run go into the PNG grid)."""
     from feraug.synth.translate import translate as run_translate
 
-    result = run_translate(run_dir, n, source, out, seed=seed, use_ema=not no_ema, sources=sources_run)
+    result = run_translate(run_dir, n, source, out, seed=seed, use_ema=not no_ema, sources=sources_run,
+                           target=target)  # fmt: skip
     click.echo(f"wrote {result.n} {result.direction} faces to {result.csv}\n"
                f"provenance: {result.provenance}\ngrid: {result.grid}")  # fmt: skip
 

@@ -296,6 +296,91 @@ class NoiseGANConfig(Strict):
         return self
 
 
+class ExpressionDataConfig(Strict):
+    """Which faces the expression family learns from: every face of the split, all seven emotions."""
+
+    data: str = Field("toy", description="FER2013 CSV, image folder, or toy[:N[:SEED]]")
+    size: int = Field(48, ge=8, description="image side length; multiple of 4 (G) and of 2**net.d_layers (D)")
+    split: str = Field("Training", description="split to train on (never the test split)")
+    balanced: bool = Field(False, description="draw source faces class-balanced (target emotions always are)")
+    exclude: str | None = Field(None, description="a `feraug filter` report (.filter.json) of this data: its "
+                                "dropped rows are left out of training and translation sources")  # fmt: skip
+
+    @field_validator("size")
+    @classmethod
+    def _multiple_of_4(cls, value: int) -> int:
+        if value % 4:
+            raise ValueError(f"size must be a multiple of 4 (two stride-2 downsamplings), got {value}")
+        return value
+
+
+class ExpressionNetConfig(Strict):
+    """Generator and discriminator of the expression family (:mod:`feraug.nets.expression_nets`)."""
+
+    ngf: int = Field(64, ge=1)
+    n_blocks: int = Field(6, ge=0, description="residual blocks at H/4")
+    ndf: int = Field(64, ge=1)
+    d_layers: int = Field(4, ge=1, description="stride-2 convs of D (48 -> 3x3 patches at 4)")
+    output: Literal["residual", "attention"] = Field(
+        "attention", description="residual: clamp(x + delta); attention: A*x + (1-A)*C (GANimation), masks in "
+        "the grids")  # fmt: skip
+    spectral_norm: bool = Field(True, description="spectral norm on every conv of D")
+
+
+class ExpressionLossConfig(Strict):
+    """StarGAN's objective (adversarial + domain classification + reconstruction) with R1 and mask terms."""
+
+    gan_mode: Literal["bce", "lsgan"] = Field("bce", description="bce: the non-saturating loss (with R1); lsgan")
+    lambda_cls: float = Field(1.0, ge=0.0, description="emotion-classification CE: D's head on real faces' labels, "
+                              "G's faces on their target emotions (StarGAN: 1)")  # fmt: skip
+    lambda_rec: float = Field(1.0, ge=0.0, description="L1 of G(G(x, c), c_x) to x (US-GAN: 1; StarGAN: 10; "
+                              "larger means smaller edits)")  # fmt: skip
+    lambda_r1: float = Field(1.0, ge=0.0, description="R1: (lambda/2)·E|grad_x D(x)|^2 on real faces (StarGAN v2)")
+    r1_every: int = Field(1, ge=1, description="lazy R1: every k-th step, weighted k (StyleGAN2: 16)")
+    lambda_mask: float = Field(0.1, ge=0.0, description="attention: weight of mean(A); keeps A from saturating "
+                               "at 1 (copying the input) (GANimation: 0.1)")  # fmt: skip
+    lambda_tv: float = Field(1.0, ge=0.0, description="attention: total variation of A (mean |neighbour "
+                             "differences|), a smooth mask")  # fmt: skip
+    diffaugment: list[str] = Field(default_factory=list, description="DiffAugment ops on everything D sees "
+                                   "(translation, cutout, brightness, contrast, color); [] = off")  # fmt: skip
+
+    @field_validator("diffaugment")
+    @classmethod
+    def _policy(cls, value: list[str]) -> list[str]:
+        from feraug.gan.regularizers import expand_policy
+
+        expand_policy(value)  # names every unknown op
+        return value
+
+
+class ExpressionOptimConfig(GanOptimConfig):
+    """The shared optimizer fields with StarGAN v2's defaults (Adam 1e-4, betas (0, 0.99))."""
+
+    lr_g: float = Field(1e-4, gt=0.0)
+    lr_d: float = Field(1e-4, gt=0.0)
+    beta1: float = Field(0.0, ge=0.0, lt=1.0)
+    beta2: float = Field(0.99, ge=0.0, lt=1.0)
+    batch_size: int = Field(8, ge=1)
+
+
+class ExpressionGANConfig(Strict):
+    """A complete run of the multi-domain expression family: G(x, emotion) for all seven emotions."""
+
+    preset: str = "expression"
+    data: ExpressionDataConfig = ExpressionDataConfig()
+    net: ExpressionNetConfig = ExpressionNetConfig()
+    loss: ExpressionLossConfig = ExpressionLossConfig()
+    optim: ExpressionOptimConfig = ExpressionOptimConfig()
+    train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExpressionGANConfig:
+        if self.data.size % 2**self.net.d_layers:
+            raise ValueError(f"data.size={self.data.size} is not divisible by 2**net.d_layers="
+                             f"{2**self.net.d_layers}: D halves the face net.d_layers times")  # fmt: skip
+        return self
+
+
 def available_presets(family: str = "cyclegan") -> list[str]:
     """Names of the shipped presets of a model family."""
     folder = resources.files("feraug") / "presets"

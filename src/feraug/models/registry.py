@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 import torch
 
-from feraug.config import CycleGANConfig, NoiseGANConfig, Strict
-from feraug.data.classes import emotion_index
+from feraug.config import CycleGANConfig, ExpressionGANConfig, NoiseGANConfig, Strict
+from feraug.data.classes import EMOTIONS, emotion_index
 from feraug.data.dataset import FaceDataset
 from feraug.data.load import load_dataset, without_filtered_rows
 from feraug.train.sampler import DomainSampler, LabelledSampler
@@ -72,6 +72,17 @@ def noise_gan_faces(cfg: NoiseGANConfig, data: FaceDataset | None = None) -> dic
     return {"faces": FaceDataset(faces.images, renumbered, faces.usage, faces.rows, source=faces.source)}
 
 
+def expression_faces(cfg: ExpressionGANConfig, data: FaceDataset | None = None) -> dict[str, FaceDataset]:
+    """``{"faces": ...}``: every training face of the configured split, labels the FER2013 emotions (0-6)."""
+    faces = _training_faces(cfg.data, data)
+    counts = torch.bincount(faces.labels, minlength=len(EMOTIONS))
+    missing = [name for name, n in zip(EMOTIONS, counts.tolist(), strict=True) if n == 0]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)} faces in the {cfg.data.split} split of {cfg.data.data}: the "
+                         "expression family learns all seven emotions")  # fmt: skip
+    return {"faces": faces}
+
+
 def _sampler_length(train: Any) -> dict[str, Any]:
     """The sampler's epoch length. When epochs have their own lengths (a time budget may lengthen those
     still to come, up to two passes over the data) every epoch's order is drawn for two full passes, so
@@ -88,7 +99,7 @@ def _domain_sampler(cfg: CycleGANConfig, faces: dict[str, FaceDataset], *, devic
                          shard=shard)  # fmt: skip
 
 
-def _labelled_sampler(cfg: NoiseGANConfig, faces: dict[str, FaceDataset], *, device: torch.device,
+def _labelled_sampler(cfg: NoiseGANConfig | ExpressionGANConfig, faces: dict[str, FaceDataset], *, device: torch.device,
                       shard: slice) -> LabelledSampler:  # fmt: skip
     f = faces["faces"]
     return LabelledSampler(f.images, f.labels, cfg.optim.batch_size, seed=cfg.train.seed, device=device,
@@ -108,11 +119,19 @@ def _noise_gan(cfg: NoiseGANConfig, device: torch.device) -> Any:
     return NoiseGAN(cfg, device)
 
 
+def _expression(cfg: ExpressionGANConfig, device: torch.device) -> Any:
+    from feraug.models.expression import ExpressionGAN
+
+    return ExpressionGAN(cfg, device)
+
+
 FAMILIES: dict[str, Family] = {
     "cyclegan": Family("cyclegan", CycleGANConfig, _cyclegan, cyclegan_domains, _domain_sampler, "translate",
                        "translate SOURCE faces into TARGET faces (seed 000's CycleGANs)"),
     "dcgan": Family("dcgan", NoiseGANConfig, _noise_gan, noise_gan_faces, _labelled_sampler, "sample",
                     "sample new faces of a class from noise (seed 000's Fake GAN: DCGAN, WGAN-GP, conditional)"),
+    "expression": Family("expression", ExpressionGANConfig, _expression, expression_faces, _labelled_sampler,
+                         "translate", "edit a face into any of the seven emotions (StarGAN-style, one generator)"),
 }  # fmt: skip
 
 

@@ -1,9 +1,9 @@
 """GAN networks by name, so a checkpoint rebuilds any of its networks from its ``arch`` alone.
 
-Every GAN network records its constructor arguments in ``.arch``; the noise-GAN networks and the
-RDNB generator also record their registry ``name`` there. CycleGAN's networks predate the registry: their ``arch``
-has no name (checkpoints of existing runs must keep resuming, and the arch is compared on
-resume), so a nameless arch is recognised by its fields.
+Every GAN network records its constructor arguments in ``.arch``; the noise-GAN networks, the
+expression networks and the RDNB generator also record their registry ``name`` there. CycleGAN's
+networks predate the registry: their ``arch`` has no name (checkpoints of existing runs must keep
+resuming, and the arch is compared on resume), so a nameless arch is recognised by its fields.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import nn
 
+from feraug.nets.expression_nets import ExpressionDiscriminator, ExpressionGenerator
 from feraug.nets.gan_nets import PatchDiscriminator, RDNBGenerator, ResnetGenerator
 from feraug.nets.noise_gan_nets import NoiseDiscriminator, NoiseGenerator
 
@@ -21,6 +22,8 @@ GAN_NETS: dict[str, type[nn.Module]] = {
     "patch-discriminator": PatchDiscriminator,
     "dcgan-generator": NoiseGenerator,
     "dcgan-discriminator": NoiseDiscriminator,
+    "expression-generator": ExpressionGenerator,
+    "expression-discriminator": ExpressionDiscriminator,
 }
 
 

@@ -147,7 +147,7 @@ class ExpressionGAN:
         out |= {"D/loss": total_d.detach(), "D/adv": adv_d.detach(), "D/cls": cls_d.detach(),
                 "D/cls_acc": (logits[:b].detach().argmax(1) == y).float().mean(),
                 "D/gap": s[:b].mean() - s[b:].mean()}  # fmt: skip
-        return out
+        return {k: v.float() for k, v in out.items()}  # bf16 under autocast: the trainer sums them
 
     @torch.no_grad()
     def sample_grid_rows(self, batch: dict[str, torch.Tensor],

@@ -118,7 +118,8 @@ class ExpressionGenerator(nn.Module):
                        nn.Conv2d(ngf * mult, ngf * mult // 2, 3), norm_layer("instance", ngf * mult // 2),
                        nn.ReLU(inplace=True)]  # fmt: skip
         self.body = nn.Sequential(*layers, nn.ReflectionPad2d(3))
-        self.head = HeadConv2d(ngf, 1 if output == "residual" else 2, 7)
+        # one output channel: HeadConv2d's GEMM + fold (~2x faster on CPU); two: the library conv is faster
+        self.head = HeadConv2d(ngf, 1, 7) if output == "residual" else nn.Conv2d(ngf, 2, 7)
         nn.init.zeros_(self.head.weight)  # starts as (near) the identity: see the module docstring
         nn.init.zeros_(self.head.bias)
         if output == "attention":

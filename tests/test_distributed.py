@@ -197,7 +197,7 @@ AVERAGE = """
 import sys
 from pathlib import Path
 import torch, torch.distributed as dist
-from feraug.train.distributed import average_gradients, init_distributed
+from feraug.train.distributed import average_gradients, init_distributed, shutdown
 info, _ = init_distributed(torch.device("cpu"))
 p, q = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))
 p.grad = torch.tensor([1.0, 2.0, 3.0]) * (info.rank + 1)  # rank 0: g, rank 1: 2g -> mean 1.5g
@@ -206,15 +206,16 @@ average_gradients(torch.optim.SGD([p, q], lr=1.0), info.world)
 assert torch.equal(p.grad, torch.tensor([1.5, 3.0, 4.5])), p.grad
 assert torch.equal(q.grad, torch.full((2,), 5.0)), q.grad
 (Path(sys.argv[1]) / f"ok{info.rank}").touch()  # stdout of the two ranks interleaves
-dist.destroy_process_group()
+shutdown(info)
 """
 
 
 def test_gradients_are_averaged_over_processes(tmp_path: Path) -> None:
     script = tmp_path / "average.py"
     script.write_text(AVERAGE)
-    done = launch(str(script), str(tmp_path))
-    assert done.returncode == 0, done.stderr[-3000:]
+    for attempt in range(3):  # tearing the group down raced and aborted 1 exit in 3: one clean exit proves little
+        done = launch(str(script), str(tmp_path))
+        assert done.returncode == 0, f"launch {attempt}: " + done.stderr[-3000:]
     assert (tmp_path / "ok0").exists() and (tmp_path / "ok1").exists()
 
 

@@ -63,7 +63,7 @@ def build_trainer(
         trainer.training_rows = np.concatenate(rows)
         return trainer
     except BaseException:
-        shutdown(dist)
+        shutdown(dist, failed=True)
         raise
 
 
@@ -148,8 +148,10 @@ def train(
             write_run_info(run_dir, trainer.config, cfg.train.seed, trainer.device, world=trainer.dist.world,
                            extra=extra)  # fmt: skip
         trainer.fit(stop_at=stop_at)
-    finally:
-        shutdown(trainer.dist)
+    except BaseException:
+        shutdown(trainer.dist, failed=True)
+        raise
+    shutdown(trainer.dist)
     return trainer
 
 

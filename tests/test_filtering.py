@@ -311,7 +311,7 @@ def test_out_of_fold_likelihood_ranks_within_fold_so_feature_scales_do_not_pick_
 
 
 def test_experiment_drops_synthetic_faces_whose_source_the_label_source_left_out() -> None:
-    from feraug.cli import _without_orphans
+    from feraug.cli.experiment import _without_orphans
 
     real = load_dataset("toy:100").subset(np.arange(50, 100))  # rows 0..49 gone, as relabelling can do
     syn = FaceDataset(real.images[:4], torch.full((4,), 1), np.full(4, "Training"), np.arange(4), source="s")

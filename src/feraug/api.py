@@ -3,7 +3,7 @@
 ``train(cfg, run_dir)`` trains the family ``cfg`` belongs to (:mod:`feraug.models.registry`):
 a :class:`~feraug.config.CycleGANConfig` trains a CycleGAN, a :class:`~feraug.config.NoiseGANConfig`
 a DCGAN / WGAN-GP / class-conditional GAN. ``train_cyclegan`` and ``build_cyclegan_trainer`` are the
-same functions under their first names.
+same functions under their first names. :class:`AugmentedFaces` reads back what ``feraug augment`` wrote.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from feraug.config import Strict
+from feraug.data.augmented import AugmentedFaces
 from feraug.data.dataset import FaceDataset
 from feraug.models.registry import Family, cyclegan_domains, family_of
 from feraug.train.budget import END_MARGIN, HEADROOM, BudgetPlan, OnTime, plan_schedule
@@ -28,7 +29,7 @@ from feraug.train.runinfo import write_run_info
 from feraug.train.seeding import INIT, derive_seed
 from feraug.train.trainer import Schedule, Trainer
 
-__all__ = ["build_cyclegan_trainer", "build_trainer", "cyclegan_domains", "train", "train_cyclegan"]
+__all__ = ["AugmentedFaces", "build_cyclegan_trainer", "build_trainer", "cyclegan_domains", "train", "train_cyclegan"]
 
 
 def build_trainer(

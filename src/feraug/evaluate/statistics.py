@@ -287,7 +287,10 @@ def power_from_se(se: float, df: int, effect: float = MIN_GAIN, alpha: float = 0
         # scipy's noncentral t returns NaN past ncp ~1e9 (a spread of rounding size, e.g. 1e-12 between
         # seeds); the power is already 1 to double precision at ncp = 1e3
         return 1.0
-    return float(stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp))
+    # The lower tail as the upper tail of the mirrored distribution: scipy's ``nct.cdf(-crit, df, ncp)`` returns NaN
+    # for noncentralities from ~8 on at small df (a NaN power once printed "the design had nan% power"), while
+    # ``nct.sf(crit, df, -ncp)``, the same probability, stays finite over the whole range.
+    return float(stats.nct.sf(crit, df, ncp) + stats.nct.sf(crit, df, -ncp))
 
 
 def paired_t_power(n: int, sd: float, effect: float = MIN_GAIN, alpha: float = 0.05) -> float:

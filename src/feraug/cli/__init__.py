@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from feraug import __version__
-from feraug.cli import checkpoint, data, demo, evaluate, experiment, instrument, synth, train
+from feraug.cli import augment, checkpoint, data, demo, evaluate, experiment, export, instrument, synth, train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -36,5 +36,7 @@ for command in (
     instrument.filter_data,
     evaluate.evaluate,
     checkpoint.checkpoint_group,
+    augment.augment,
+    export.export,
 ):
     main.add_command(command)

@@ -50,8 +50,12 @@ def csv_face_size(path: str | Path) -> int:
     mismatch between two files is clearer as "32x32 vs 48x48" than as a pixel count on line 2.
     """
     path = Path(path)
-    first = next(_text_chunks(path, 1 << 16), b"").removeprefix(b"\xef\xbb\xbf")
-    lines = first.split(b"\n", 2)
+    head = b""
+    for chunk in _text_chunks(path, 1 << 16):  # until the header and the first data row are complete
+        head += chunk
+        if head.count(b"\n") >= 2:
+            break
+    lines = head.removeprefix(b"\xef\xbb\xbf").split(b"\n", 2)
     if len(lines) < 2 or not lines[1].strip():
         raise Fer2013FormatError(f"{path}: no data rows (expected a header emotion,pixels[,Usage] and data rows)")
     roles = _parse_header(path, lines[0]).tolist()

@@ -15,7 +15,8 @@ from feraug.data import FaceDataset, load_fer2013_csv, make_toy_faces
 from feraug.gan.losses import AdversarialLoss
 from feraug.models.base import StepContext
 from feraug.models.cyclegan import CycleGAN
-from feraug.synth.translate import read_provenance, translate
+from feraug.synth.synthetic_set import read_provenance
+from feraug.synth.translate import translate
 from feraug.train.checkpoint import CheckpointError, load_checkpoint
 from feraug.train.trainer import TrainingDivergedError, checkpoint_path
 

@@ -295,7 +295,7 @@ def test_end_to_end_cli_all_three_arms(tmp_path: Path) -> None:
 
     from feraug.cli import main
     from feraug.data import write_fer2013_csv
-    from feraug.synth.translate import PROVENANCE_FIELDS
+    from feraug.synth.synthetic_set import PROVENANCE_FIELDS
 
     toy = make_toy_faces(n=280, seed=4)
     real_csv = write_fer2013_csv(toy, tmp_path / "real.csv")

@@ -24,7 +24,7 @@ from feraug.models.expression import ExpressionGAN, domain_classification_loss, 
 from feraug.models.registry import expression_faces, get_family
 from feraug.nets.expression_nets import ExpressionDiscriminator, ExpressionGenerator, target_maps
 from feraug.nets.registry import build_gan_net
-from feraug.synth.translate import read_provenance
+from feraug.synth.synthetic_set import read_provenance
 from feraug.train.checkpoint import load_checkpoint
 from feraug.train.seeding import STEP, generator
 from feraug.train.trainer import checkpoint_path

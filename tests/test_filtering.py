@@ -28,7 +28,7 @@ from feraug.evaluate.filtering import (
     precision_recall,
 )
 from feraug.evaluate.selection import percentile_rank, select_top
-from feraug.synth.translate import load_synthetic_set
+from feraug.synth.synthetic_set import load_synthetic_set
 
 HEADER = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
 #: The judge recipe the noisy-toy test uses: a small fast net, no augmentation, enough epochs to fit toy faces.

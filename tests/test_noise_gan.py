@@ -20,7 +20,7 @@ from feraug.models.registry import FAMILIES, get_family, noise_gan_faces
 from feraug.nets.noise_gan_nets import NoiseDiscriminator, NoiseGenerator
 from feraug.nets.registry import build_gan_net
 from feraug.synth.sample import sample
-from feraug.synth.translate import read_provenance
+from feraug.synth.synthetic_set import read_provenance
 from feraug.train.checkpoint import CheckpointError, load_checkpoint
 from feraug.train.sampler import LabelledSampler
 from feraug.train.trainer import checkpoint_path

@@ -16,7 +16,7 @@ from feraug.data import make_toy_faces, write_fer2013_csv
 from feraug.demo import DEMO_CLASS_WEIGHTS
 from feraug.evaluate import sweep as sweep_module
 from feraug.evaluate.sweep import Entry, entry_configs, parse_entry
-from feraug.synth.translate import read_provenance
+from feraug.synth.synthetic_set import read_provenance
 
 TINY_GAN = ["net.ngf=8", "net.n_blocks=1", "net.ndf=8", "optim.epochs=1", "optim.epochs_decay=0",
             "train.steps_per_epoch=2", "optim.pool_size=4", "train.log_every=1"]  # fmt: skip

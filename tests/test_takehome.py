@@ -15,8 +15,9 @@ from feraug.api import train
 from feraug.config import CycleGANConfig, build_config, parse_override
 from feraug.data import FaceDataset, load_fer2013_csv, load_image_folder, make_toy_faces, write_fer2013_csv
 from feraug.data.augmented import AugmentedFaces, csv_face_size
+from feraug.synth.synthetic_set import provenance_path, read_provenance
 from feraug.synth.takehome import augment
-from feraug.synth.translate import provenance_path, read_provenance, translate
+from feraug.synth.translate import translate
 
 DATA = "toy:400:1"
 TINY = ["net.ngf=4", "net.n_blocks=1", "net.ndf=4", "optim.epochs=1", "optim.epochs_decay=0",

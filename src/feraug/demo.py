@@ -74,7 +74,7 @@ def run_demo(
     from feraug.evaluate.judges import build_judges
     from feraug.evaluate.quality import measure_quality
     from feraug.evaluate.selection import select_top, selection_scores, write_selection
-    from feraug.synth.translate import load_synthetic_set
+    from feraug.synth.synthetic_set import load_synthetic_set
 
     synthetic, prov = load_synthetic_set(result.csv, cache_dir=False)
     assert prov is not None  # translate always writes provenance

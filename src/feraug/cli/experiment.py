@@ -104,7 +104,7 @@ def experiment_augment(
     from feraug.config import ExperimentConfig, build_config
     from feraug.data import load_dataset
     from feraug.evaluate.experiment import run_augmentation_experiment
-    from feraug.synth.translate import provenance_path, read_provenance
+    from feraug.synth.synthetic_set import provenance_path, read_provenance
 
     top = {"protocol": protocol, "seeds": seeds, "balance": balance}
     overrides = [{key: value} for key, value in top.items() if value is not None]

@@ -91,7 +91,7 @@ def _judged_set(synthetic: Path, provenance: Path | None, data: str | None, targ
     """Load a synthetic set, its provenance and real data; resolve the target; cross-fit (or load) the judges."""
     from feraug.data.classes import emotion_index
     from feraug.evaluate.judges import build_judges, training_signal_conflict
-    from feraug.synth.translate import load_synthetic_set
+    from feraug.synth.synthetic_set import load_synthetic_set
 
     syn, prov = load_synthetic_set(synthetic, provenance=provenance, cache_dir=not no_cache)
     if data is None:

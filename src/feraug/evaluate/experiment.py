@@ -819,7 +819,7 @@ def run_augmentation_experiment(
     Args:
         data: the real faces (``rows`` must be the row indices the provenance ``source_row`` refers to).
         synthetic: the synthetic faces (``rows`` = their CSV rows, provenance ``synthetic_row``).
-        provenance: :func:`feraug.synth.translate.read_provenance` of the synthetic CSV.
+        provenance: :func:`feraug.synth.synthetic_set.read_provenance` of the synthetic CSV.
         cfg: the experiment (protocol, seeds, classifier, balance, ...).
         out_dir: output folder; each run's predictions are cached in ``out_dir/predictions``.
         resume: reuse cached predictions of an interrupted experiment with the same configuration; a

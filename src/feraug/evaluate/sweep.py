@@ -58,7 +58,8 @@ from feraug.data.classes import emotion_index, emotion_name
 from feraug.data.load import load_dataset, without_filtered_rows
 from feraug.evaluate.experiment import METRIC_LABELS, run_augmentation_experiment
 from feraug.nets.classifiers import build_classifier
-from feraug.synth.translate import load_synthetic_set, provenance_path, read_provenance, translate
+from feraug.synth.synthetic_set import load_synthetic_set, provenance_path, read_provenance
+from feraug.synth.translate import translate
 from feraug.train.checkpoint import file_sha256
 from feraug.train.trainer import checkpoint_path
 

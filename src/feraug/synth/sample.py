@@ -1,14 +1,12 @@
 """Sample new faces of a class from a trained noise GAN into a synthetic FER2013-format set.
 
-The provenance file has the same columns as :mod:`feraug.synth.translate`'s, so every consumer
-(the augmentation experiment, ``quality``, ``select``) reads both; a sampled face has no source
-face, written as ``source_row = -1`` and ``source_label = -1``. Which latent vectors are drawn
-depends only on ``seed``: the same command writes the same faces.
+The provenance file has the same columns as a translation's (:mod:`feraug.synth.synthetic_set`);
+a sampled face has no source face (:data:`~feraug.synth.synthetic_set.NO_SOURCE`). Which latent
+vectors are drawn depends only on ``seed``: the same command writes the same faces.
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,13 +20,10 @@ from feraug.data.dataset import FaceDataset
 from feraug.data.fer2013 import write_fer2013_csv
 from feraug.nets.registry import build_gan_net
 from feraug.report.grid import labelled_grid, save_image
-from feraug.synth.translate import PROVENANCE_FIELDS, provenance_path
+from feraug.synth.synthetic_set import NO_SOURCE, write_provenance
 from feraug.train.checkpoint import file_sha256, load_checkpoint
 from feraug.train.seeding import SAMPLE, generator
 from feraug.train.trainer import checkpoint_path
-
-#: ``source_row`` of a face that was sampled from noise rather than made from a real face.
-NO_SOURCE = -1
 
 
 @dataclass(frozen=True)
@@ -89,14 +84,9 @@ def sample(run: str | Path, n: int, emotion: str, out: str | Path, *, seed: int 
     out = Path(out)
     write_fer2013_csv(synthetic, out)
     sha = file_sha256(d.checkpoint)
-    prov = provenance_path(out)
     direction = f"noise->{d.emotion}".lower()
-    with prov.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(PROVENANCE_FIELDS)
-        for i in range(n):
-            w.writerow([i, NO_SOURCE, NO_SOURCE, label, direction, sha, d.weights, str(run), d.step,
-                        d.config.data.data])  # fmt: skip
+    prov = write_provenance(out, ([i, NO_SOURCE, NO_SOURCE, label, direction, sha, d.weights, str(run), d.step,
+                                   d.config.data.data] for i in range(n)))  # fmt: skip
     shown = min(n, 64)
     rows = [d.faces[i : i + 16] for i in range(0, shown, 16)]
     grid = labelled_grid(rows, [f"fake {d.emotion.lower()}"] + [""] * (len(rows) - 1), scale=2, label_width=100)

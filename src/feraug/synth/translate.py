@@ -13,7 +13,6 @@ With attention output, the grid beside the CSV shows what changed (``1 − A``) 
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,15 +28,14 @@ from feraug.data.fer2013 import write_fer2013_csv
 from feraug.data.load import load_dataset, without_filtered_rows
 from feraug.nets.registry import build_gan_net
 from feraug.report.grid import labelled_grid, save_image
+from feraug.synth.sample import draw
+from feraug.synth.synthetic_set import NO_SOURCE, write_provenance
 from feraug.train.checkpoint import CheckpointError, file_sha256, load_checkpoint
 from feraug.train.seeding import SELECT, derive_seed
 from feraug.train.trainer import checkpoint_path
 
 #: Families whose runs ``translate`` reads.
 TRANSLATING_FAMILIES = ("cyclegan", "expression")
-
-PROVENANCE_FIELDS = ("synthetic_row", "source_row", "source_label", "label", "direction", "checkpoint_sha256",
-                     "weights", "run", "step", "data")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -49,12 +47,6 @@ class TranslationResult:
     grid: Path
     n: int
     direction: str
-
-
-def provenance_path(csv_path: Path) -> Path:
-    """``synthetic.csv`` -> ``synthetic.provenance.csv``."""
-    name = csv_path.name.removesuffix(".gz").removesuffix(".csv")
-    return csv_path.with_name(f"{name}.provenance.csv")
 
 
 class ToEmotion(nn.Module):
@@ -178,8 +170,6 @@ def translate(
     src_label, target_label = emotion_index(tr.source), emotion_index(tr.target)
     direction = tr.direction
     if sources is not None:
-        from feraug.synth.sample import NO_SOURCE, draw
-
         drawn = draw(sources, n, tr.source, seed=seed, use_ema=use_ema)
         if drawn.faces.shape[-1] != cfg.data.size:
             raise ValueError(f"{sources} samples {drawn.faces.shape[-1]}px faces but {run} translates "
@@ -205,13 +195,8 @@ def translate(
     out = Path(out)
     write_fer2013_csv(synthetic, out)
     sha = file_sha256(tr.checkpoint)
-    prov = provenance_path(out)
-    with prov.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(PROVENANCE_FIELDS)
-        for i in range(n):
-            w.writerow([i, int(source_rows[i]), src_label, target_label, direction, sha, tr.weights, str(run), tr.step,
-                        cfg.data.data])  # fmt: skip
+    prov = write_provenance(out, ([i, int(source_rows[i]), src_label, target_label, direction, sha, tr.weights,
+                                   str(run), tr.step, cfg.data.data] for i in range(n)))  # fmt: skip
     k = min(n, 16)
     kind = "real" if sources is None else "sampled"
     rows, labels = [images[:k], fakes[:k]], [f"{kind} {tr.source.lower()}", f"fake {tr.target.lower()}"]
@@ -222,35 +207,3 @@ def translate(
     grid = labelled_grid(rows, labels, scale=2, label_width=100)
     grid_path = save_image(grid, out.with_name(out.name.removesuffix(".gz").removesuffix(".csv") + ".png"))
     return TranslationResult(out, prov, grid_path, n, direction)
-
-
-def read_provenance(path: str | Path) -> dict[str, np.ndarray]:
-    """Columns of a provenance CSV (``source_row`` etc. as int64 arrays, text columns as str arrays)."""
-    with Path(path).open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise ValueError(f"{path}: empty provenance file")
-    missing = [c for c in ("synthetic_row", "source_row", "label") if c not in rows[0]]
-    if missing:
-        raise ValueError(f"{path}: provenance file lacks columns {missing}")
-    ints = {"synthetic_row", "source_row", "source_label", "label", "step"}
-    return {k: np.array([r[k] for r in rows], dtype=np.int64 if k in ints else str) for k in rows[0]}
-
-
-def load_synthetic_set(
-    path: str | Path, *, provenance: str | Path | None = None, size: int = 48, cache_dir: bool = True
-) -> tuple[FaceDataset, dict[str, np.ndarray] | None]:
-    """A synthetic CSV and its provenance columns (``provenance`` or the file beside it; None when absent)."""
-    path = Path(path)
-    faces = load_dataset(path, size=size, cache_dir=cache_dir)
-    prov_file = Path(provenance) if provenance is not None else provenance_path(path)
-    if not prov_file.is_file():
-        if provenance is not None:
-            raise FileNotFoundError(f"provenance file not found: {prov_file}")
-        return faces, None
-    prov = read_provenance(prov_file)
-    if len(prov["synthetic_row"]) != len(faces) or not np.array_equal(np.sort(prov["synthetic_row"]), faces.rows):
-        raise ValueError(f"{prov_file} does not describe {path}: {len(prov['synthetic_row'])} provenance rows for "
-                         f"{len(faces)} faces (or different row numbers)")  # fmt: skip
-    order = np.argsort(prov["synthetic_row"])  # provenance columns in the CSV's row order
-    return faces, {k: v[order] for k, v in prov.items()}

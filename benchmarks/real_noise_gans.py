@@ -40,7 +40,7 @@ def feraug(*args: str) -> float:
 
 def class_grid(run: Path, out: Path, *, seed: int, n: int = 12) -> None:
     """One row per emotion, one column per noise vector: the same z drawn as each class (synthetic faces only)."""
-    from feraug.report.grid import labelled_grid, save_image
+    from feraug.figures.grid import labelled_grid, save_image
     from feraug.synth.sample import draw
 
     rows = [draw(run, n, emotion, seed=seed).faces for emotion in EMOTIONS]

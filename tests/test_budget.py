@@ -13,11 +13,11 @@ import yaml
 
 from feraug.api import train_cyclegan
 from feraug.config import ClassifierConfig, CycleGANConfig, build_config, parse_override
+from feraug.core.checkpoint import load_checkpoint
 from feraug.data import make_toy_faces, standard_splits
 from feraug.evaluate.classifier import train_classifier
 from feraug.train.budget import OnTime, plan_schedule, resize_remaining
 from feraug.train.budget import parse_duration as seconds
-from feraug.train.checkpoint import load_checkpoint
 from feraug.train.trainer import Schedule, checkpoint_path
 
 TINY = ["net.ngf=8", "net.n_blocks=1", "net.ndf=8", "optim.batch_size=4", "optim.pool_size=4", "optim.epochs=2",

@@ -12,13 +12,13 @@ import torch
 from click.testing import CliRunner
 
 from feraug.cli import main
-from feraug.evaluate.classifier import load_classifier
-from feraug.train.checkpoint import (
+from feraug.core.checkpoint import (
     FORMAT,
     UnsafeCheckpointError,
     load_checkpoint,
     save_checkpoint,
 )
+from feraug.evaluate.classifier import load_classifier
 
 
 class Payload:

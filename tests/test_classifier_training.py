@@ -17,6 +17,7 @@ from click.testing import CliRunner
 import feraug.evaluate.classifier as clf
 from feraug.cli import main
 from feraug.config import ClassifierConfig
+from feraug.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from feraug.data import FaceDataset, make_toy_faces, standard_splits
 from feraug.data.augment import classifier_augment, ten_crop, to_float
 from feraug.evaluate.classifier import (
@@ -29,7 +30,6 @@ from feraug.evaluate.classifier import (
     predict_proba,
     train_classifier,
 )
-from feraug.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from feraug.train.trainer import TrainingDivergedError
 
 SIZE = 32  # toy faces at 32x32 keep every run in this file to seconds

@@ -11,13 +11,13 @@ import torch
 
 from feraug.api import train_cyclegan
 from feraug.config import CycleGANConfig, build_config, parse_override
+from feraug.core.checkpoint import CheckpointError, load_checkpoint
 from feraug.data import FaceDataset, load_fer2013_csv, make_toy_faces
 from feraug.gan.losses import AdversarialLoss
 from feraug.models.base import StepContext
 from feraug.models.cyclegan import CycleGAN
 from feraug.synth.synthetic_set import read_provenance
 from feraug.synth.translate import translate
-from feraug.train.checkpoint import CheckpointError, load_checkpoint
 from feraug.train.trainer import TrainingDivergedError, checkpoint_path
 
 TINY = ["net.ngf=8", "net.n_blocks=1", "net.ndf=8", "train.log_every=2", "optim.pool_size=4"]

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
+from feraug.core.checkpoint import load_checkpoint
 from feraug.gan.image_pool import ImagePool
-from feraug.train.checkpoint import load_checkpoint
 from feraug.train.trainer import checkpoint_path
 
 # A tiny CycleGAN with every random stream on: augmentation, a small pool (so batches often draw one slot

@@ -18,14 +18,14 @@ import yaml
 from feraug import api
 from feraug.api import train_cyclegan
 from feraug.config import CycleGANConfig, build_config, parse_override
+from feraug.core.checkpoint import CheckpointError, load_checkpoint
+from feraug.core.seeding import STEP, generator
 from feraug.data import make_toy_faces
 from feraug.data.augment import to_float
 from feraug.models.registry import get_family
 from feraug.nets.gan_nets import ResnetGenerator
-from feraug.train.checkpoint import CheckpointError, load_checkpoint
 from feraug.train.distributed import DistInfo, shard
 from feraug.train.sampler import DomainSampler
-from feraug.train.seeding import STEP, generator
 from feraug.train.trainer import checkpoint_path
 
 TINY = ["net.ngf=8", "net.n_blocks=1", "net.ndf=8", "train.log_every=3", "train.ema_decay=0.9"]

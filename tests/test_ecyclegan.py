@@ -15,11 +15,11 @@ from click.testing import CliRunner
 from feraug.api import train
 from feraug.cli import main
 from feraug.config import ConfigError, CycleGANConfig, build_config, parse_override
+from feraug.core.checkpoint import load_checkpoint
 from feraug.data import load_fer2013_csv
 from feraug.models.base import StepContext
 from feraug.models.cyclegan import CycleGAN
 from feraug.nets.gan_nets import RDNBGenerator
-from feraug.train.checkpoint import load_checkpoint
 from feraug.train.provenance import read_training_rows
 from feraug.train.trainer import checkpoint_path
 
@@ -192,7 +192,7 @@ def test_critic_with_diffaugment_and_noise_trains(tmp_path: Path) -> None:
 def test_resume_refuses_another_phi_or_missing_ada_state(tmp_path: Path, phi: Path) -> None:
     import shutil
 
-    from feraug.train.checkpoint import CheckpointError, save_checkpoint
+    from feraug.core.checkpoint import CheckpointError, save_checkpoint
 
     run = tmp_path / "run"
     sets = ["optim.epochs=1", "optim.epochs_decay=1", "train.steps_per_epoch=2"]

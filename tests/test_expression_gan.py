@@ -17,6 +17,8 @@ from torch import nn
 from feraug.api import train
 from feraug.cli import main
 from feraug.config import ConfigError, ExpressionGANConfig, build_config, parse_override
+from feraug.core.checkpoint import load_checkpoint
+from feraug.core.seeding import STEP, generator
 from feraug.data import FaceDataset, load_fer2013_csv, make_toy_faces
 from feraug.data.classes import EMOTIONS
 from feraug.models.base import StepContext
@@ -25,8 +27,6 @@ from feraug.models.registry import expression_faces, get_family
 from feraug.nets.expression_nets import ExpressionDiscriminator, ExpressionGenerator, target_maps
 from feraug.nets.registry import build_gan_net
 from feraug.synth.synthetic_set import read_provenance
-from feraug.train.checkpoint import load_checkpoint
-from feraug.train.seeding import STEP, generator
 from feraug.train.trainer import checkpoint_path
 
 TINY = ["net.ngf=4", "net.n_blocks=1", "net.ndf=4", "optim.batch_size=4", "train.log_every=2"]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from feraug.core.checkpoint import file_sha256
 from feraug.data import make_toy_faces
 from feraug.data.augment import to_float
 from feraug.data.degrade import CONTROLS, KINDS, _away_from_controls, _gap, control_values, degrade_batch
@@ -17,7 +18,6 @@ from feraug.evaluate.controls import UNTOUCHED, above_control, control_faces, he
 from feraug.evaluate.crossfit import CrossFit
 from feraug.evaluate.judges import Judge, fit_prior_correction, training_signal_conflict
 from feraug.nets.classifiers import build_classifier
-from feraug.train.checkpoint import file_sha256
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 
 from feraug.data.classes import EMOTIONS
 from feraug.evaluate.metrics import classification_metrics, metrics_table
-from feraug.report.plots import plot_confusion_matrix, plot_per_class_bars
+from feraug.figures.plots import plot_confusion_matrix, plot_per_class_bars
 
 
 def _fixed_predictions(absent: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

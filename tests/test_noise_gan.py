@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from feraug.api import train
 from feraug.cli import main
 from feraug.config import ConfigError, NoiseGANConfig, build_config, parse_override
+from feraug.core.checkpoint import CheckpointError, load_checkpoint
 from feraug.data import FaceDataset, load_fer2013_csv, make_toy_faces
 from feraug.evaluate.experiment import build_arms, source_positions
 from feraug.evaluate.protocols import standard_protocol
@@ -21,7 +22,6 @@ from feraug.nets.noise_gan_nets import NoiseDiscriminator, NoiseGenerator
 from feraug.nets.registry import build_gan_net
 from feraug.synth.sample import sample
 from feraug.synth.synthetic_set import read_provenance
-from feraug.train.checkpoint import CheckpointError, load_checkpoint
 from feraug.train.sampler import LabelledSampler
 from feraug.train.trainer import checkpoint_path
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from feraug.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from feraug.data import load_dataset, standard_splits
 from feraug.evaluate.classifier import load_classifier
 from feraug.gan.losses import l1
@@ -24,7 +25,6 @@ from feraug.gan.perceptual import (
     same_source,
     vgg19_features,
 )
-from feraug.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 SIZE = 32
 TOY = "toy:300"

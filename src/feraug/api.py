@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from feraug.config import Strict
+from feraug.core.seeding import INIT, derive_seed
 from feraug.data.augmented import AugmentedFaces
 from feraug.data.dataset import FaceDataset
 from feraug.models.registry import Family, cyclegan_domains, family_of
@@ -26,7 +27,6 @@ from feraug.train.device import gan_autocast_dtype, resolve_device
 from feraug.train.distributed import DistInfo, barrier, init_distributed, max_over, shard, shutdown
 from feraug.train.provenance import write_training_rows
 from feraug.train.runinfo import write_run_info
-from feraug.train.seeding import INIT, derive_seed
 from feraug.train.trainer import Schedule, Trainer
 
 __all__ = ["AugmentedFaces", "build_cyclegan_trainer", "build_trainer", "cyclegan_domains", "train", "train_cyclegan"]

@@ -18,7 +18,7 @@ from pathlib import Path
 from feraug.api import train_cyclegan
 from feraug.config import CycleGANConfig, ExperimentConfig, build_config, parse_override
 from feraug.data import dataset_stats, load_fer2013_csv, make_toy_faces, write_fer2013_csv
-from feraug.report.grid import class_grid, save_image
+from feraug.figures.grid import class_grid, save_image
 from feraug.synth.translate import translate
 
 #: The demo's judge: the fast classifier, no augmentation, a high learning rate: enough to fit toy faces in seconds.

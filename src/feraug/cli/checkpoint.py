@@ -28,7 +28,7 @@ def checkpoint_convert(path: Path, allow: tuple[str, ...], out: Path | None) -> 
     allows exactly the globals named by --allow while reading PATH once, then writes a file that
     loads without them. Allowing a global lets the file call it: only do this for files you trust.
     """
-    from feraug.train.checkpoint import convert_checkpoint
+    from feraug.core.checkpoint import convert_checkpoint
 
     written = convert_checkpoint(path, out or path, list(allow))
     click.echo(f"wrote {written} (loads with weights_only=True)")

@@ -51,7 +51,7 @@ def data_grid(
     skip_bad_rows: bool, no_cache: bool,
 ) -> None:  # fmt: skip
     """A labelled grid of sample faces per class of DATA, saved as a PNG."""
-    from feraug.report.grid import class_grid, save_image
+    from feraug.figures.grid import class_grid, save_image
 
     ds = load_faces(data, size, skip_bad_rows, no_cache)
     if split:

@@ -5,7 +5,7 @@ Design, and why:
 * **Data on the device.** The whole training set sits on the training device as ``uint8``
   (FER2013 at 48x48 is ~66 MB); a batch is an index into it, converted to float and augmented
   there (:func:`feraug.data.augment.classifier_augment`). No files, no DataLoader workers.
-* **Stateless randomness** (:mod:`feraug.train.seeding`). The order of epoch ``e`` depends only
+* **Stateless randomness** (:mod:`feraug.core.seeding`). The order of epoch ``e`` depends only
   on ``(seed, e)``, step ``k``'s augmentation only on ``(seed, k)``, and the global generator that
   dropout draws from is re-seeded from ``(seed, e)`` at each epoch start. A run resumed from
   ``checkpoints/last.pt`` (written at every epoch end) therefore replays the interrupted epoch
@@ -50,16 +50,16 @@ import torch.nn.functional as F  # noqa: N812 - the universal PyTorch idiom
 from tqdm.auto import tqdm
 
 from feraug.config import ClassifierConfig
+from feraug.core.checkpoint import load_checkpoint, save_checkpoint
+from feraug.core.seeding import DEGRADE, INIT, ORDER, STEP, derive_seed, generator
 from feraug.data.augment import classifier_augment, ten_crop, to_float
 from feraug.data.dataset import FaceDataset
 from feraug.data.degrade import degrade_batch
 from feraug.evaluate.metrics import classification_metrics
 from feraug.nets.classifiers import ExpressionClassifier, build_classifier, classifier_from_arch
 from feraug.train.budget import END_MARGIN, HEADROOM, BudgetPlan, OnTime, plan_schedule, synchronize
-from feraug.train.checkpoint import load_checkpoint, save_checkpoint
 from feraug.train.device import autocast_dtype, resolve_device
 from feraug.train.runinfo import write_config, write_run_info
-from feraug.train.seeding import DEGRADE, INIT, ORDER, STEP, derive_seed, generator
 from feraug.train.trainer import TrainingDivergedError
 
 #: ``family`` of classifier checkpoints; loading another family's checkpoint is a clear error.
@@ -73,7 +73,7 @@ FAMILY = "classifier"
 CHANNELS_LAST = True
 
 # Purpose key of the per-epoch reseed of the global generator (dropout); distinct from the
-# purposes in feraug.train.seeding so no two uses share a stream.
+# purposes in feraug.core.seeding so no two uses share a stream.
 _DROPOUT = 1001
 
 
@@ -657,7 +657,7 @@ def evaluate_classifier(
     proba = predict_proba(net, data, batch_size=batch_size, tta=tta, device=device, tta_padding=tta_padding)
     metrics = classification_metrics(data.labels.numpy(), proba.argmax(1), proba, data.classes)
     if out_dir is not None:
-        from feraug.report.plots import plot_confusion_matrix, plot_per_class_bars
+        from feraug.figures.plots import plot_confusion_matrix, plot_per_class_bars
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from feraug.core.seeding import SELECT, generator
 from feraug.data.augment import to_float, to_uint8
 from feraug.data.degrade import CONTROLS, apply_chain
-from feraug.train.seeding import SELECT, generator
 
 #: The control that changes nothing.
 UNTOUCHED = "untouched"

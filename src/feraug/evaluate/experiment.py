@@ -53,6 +53,7 @@ import numpy as np
 import torch
 import yaml
 
+from feraug.core.seeding import SELECT, derive_seed
 from feraug.data.dataset import FaceDataset
 from feraug.evaluate.metrics import classification_metrics
 from feraug.evaluate.protocols import (
@@ -76,7 +77,6 @@ from feraug.evaluate.statistics import (
     power_from_se,
     seeds_for_power,
 )
-from feraug.train.seeding import SELECT, derive_seed
 
 if TYPE_CHECKING:
     from feraug.config import ExperimentConfig
@@ -163,7 +163,7 @@ def synthetic_faces_grid(data: FaceDataset, synthetic: FaceDataset, sources: np.
     face), the grid shows the ``k`` best and ``k`` worst by the judge's target probability;
     otherwise ``k`` faces spread evenly over the set, and the caption says how to rank them.
     """
-    from feraug.report.grid import labelled_grid, save_image
+    from feraug.figures.grid import labelled_grid, save_image
 
     csv = Path(synthetic.source)
     scores = None

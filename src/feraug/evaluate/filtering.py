@@ -195,7 +195,7 @@ def filter_dataset(data: FaceDataset, method: str, *, cfg: ClassifierConfig, fer
 def write_filter_report(out_csv: Path, data: FaceDataset, result: FilterResult, k_grid: int = 12) -> dict[str, Path]:
     """``<out>.filter.json`` (counts, FER+ agreement, dropped rows and scores), ``<out>.filter.md`` and a grid
     of each class's lowest-scored faces, beside the filtered CSV."""
-    from feraug.report.grid import labelled_grid, save_image
+    from feraug.figures.grid import labelled_grid, save_image
 
     stem = out_csv.name.removesuffix(".gz").removesuffix(".csv")
     pool_labels = data.labels.numpy()[result.train_index]

@@ -171,8 +171,8 @@ def training_signal_conflict(judges: list[Judge], runs: list[Path]) -> str | Non
     faces. A judge conflicts when one of its models' checkpoint files has ``φ``'s SHA-256, or when
     ``φ`` lies inside the judge's cache folder.
     """
+    from feraug.core.checkpoint import file_sha256
     from feraug.evaluate.classifier import best_checkpoint
-    from feraug.train.checkpoint import file_sha256
 
     for run in runs:
         meta = Path(run) / "meta.json"

@@ -52,13 +52,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from feraug.core.seeding import SELECT, derive_seed
 from feraug.data.dataset import FaceDataset
 from feraug.data.degrade import CONTROLS
 from feraug.evaluate.controls import UNTOUCHED, above_control, control_faces, headline
 from feraug.evaluate.crossfit import features
 from feraug.evaluate.image_quality import mean_abs_error, ssim
 from feraug.evaluate.judges import DISAGREE, Judge
-from feraug.train.seeding import SELECT, derive_seed
 
 #: KID subsets and their largest size (Bińkowski et al. use 100 subsets of 1,000; synthetic sets here are smaller).
 KID_SUBSETS = 100
@@ -241,7 +241,7 @@ def write_memorization(out: Path, mem: dict[str, Any], synthetic: FaceDataset, r
     """``memorization.png`` (histograms, synthetic vs real) and ``closest_pairs.png``; returns the summary numbers."""
     from matplotlib.figure import Figure
 
-    from feraug.report.grid import labelled_grid, save_image
+    from feraug.figures.grid import labelled_grid, save_image
 
     fig = Figure(figsize=(9, 3.2))
     for i, (key, label) in enumerate((("pixel", "RMS grey levels"), ("feature", "judge feature distance"))):
@@ -466,7 +466,7 @@ GRID_SCORES: dict[str, bool] = {"p_target": True, "ssim_to_source": True, "nn_pi
 def write_quality(out: Path, rows: list[dict[str, Any]], per_face: dict[str, np.ndarray], info: dict[str, Any],
                   synthetic: FaceDataset, sources: torch.Tensor | None, k: int) -> dict[str, Path]:  # fmt: skip
     """``quality.json`` (rows, info, per-face scores), ``quality.md`` (the table) and one best/worst grid per score."""
-    from feraug.report.grid import labelled_grid, save_image
+    from feraug.figures.grid import labelled_grid, save_image
 
     out.mkdir(parents=True, exist_ok=True)
     files = {"json": out / "quality.json", "md": out / "quality.md"}

@@ -98,7 +98,7 @@ def write_selection(out: Path, synthetic: FaceDataset, provenance: dict[str, np.
     """The kept faces as a FER2013 CSV (best first), their provenance (renumbered, with the original synthetic
     row and the scores), ``<out>.select.json`` and a grid of the best kept and the worst dropped faces."""
     from feraug.data.fer2013 import write_fer2013_csv
-    from feraug.report.grid import labelled_grid, save_image
+    from feraug.figures.grid import labelled_grid, save_image
     from feraug.synth.synthetic_set import provenance_path
 
     t = torch.from_numpy(kept)

@@ -54,13 +54,13 @@ from matplotlib.figure import Figure
 
 from feraug.api import train as train_gan
 from feraug.config import ConfigError, CycleGANConfig, ExperimentConfig, build_config, parse_override
+from feraug.core.checkpoint import file_sha256
 from feraug.data.classes import emotion_index, emotion_name
 from feraug.data.load import load_dataset, without_filtered_rows
 from feraug.evaluate.experiment import METRIC_LABELS, run_augmentation_experiment
 from feraug.nets.classifiers import build_classifier
 from feraug.synth.synthetic_set import load_synthetic_set, provenance_path, read_provenance
 from feraug.synth.translate import translate
-from feraug.train.checkpoint import file_sha256
 from feraug.train.trainer import checkpoint_path
 
 #: Config fields a time budget resolves (and keeps re-sizing) into the run's config.yaml, and the device, which

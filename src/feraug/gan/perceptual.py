@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the universal PyTorch idiom
 from torch import nn
 
-from feraug.train.checkpoint import FORMAT, CheckpointError, file_sha256
+from feraug.core.checkpoint import FORMAT, CheckpointError, file_sha256
 
 ExtractorKind = Literal["feraug-classifier", "vgg19"]
 

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from feraug.config import CycleGANConfig
+from feraug.core.checkpoint import CheckpointError
 from feraug.gan.image_pool import ImagePool
 from feraug.gan.losses import AdversarialLoss, gradient_penalty, l1, weighted_cycle_loss
 from feraug.gan.perceptual import (
@@ -61,7 +62,6 @@ from feraug.gan.regularizers import (
 )
 from feraug.models.base import StepContext
 from feraug.nets.gan_nets import PatchDiscriminator, RDNBGenerator, ResnetGenerator, TranslationGenerator, init_weights
-from feraug.train.checkpoint import CheckpointError
 
 #: Which image pool, random stream and regularizer settings belong to each discriminator.
 _DOMAIN = {"D_A": "A", "D_B": "B"}

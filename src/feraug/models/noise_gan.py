@@ -32,10 +32,10 @@ import torch.nn.functional as F  # noqa: N812 - the universal PyTorch idiom
 from torch import nn
 
 from feraug.config import NoiseGANConfig
+from feraug.core.seeding import SAMPLE, generator
 from feraug.gan.losses import AdversarialLoss, gradient_penalty
 from feraug.models.base import StepContext
 from feraug.nets.noise_gan_nets import NoiseDiscriminator, NoiseGenerator, init_dcgan
-from feraug.train.seeding import SAMPLE, generator
 
 
 def mode_seeking(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

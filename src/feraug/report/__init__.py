@@ -1,1 +1,1 @@
-"""Figures and reports: image grids, plots, run summaries."""
+"""Results in words and documents: the augmentation experiment's report."""

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from feraug.report.plots import plot_confusion_matrix, plot_per_class_bars, plot_per_class_changes
+from feraug.figures.plots import plot_confusion_matrix, plot_per_class_bars, plot_per_class_changes
 
 _SCALARS = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("macro_auc", "macro-AUC"),
             ("macro_precision", "macro precision"), ("macro_recall", "macro recall (balanced accuracy)"))  # fmt: skip

@@ -14,15 +14,15 @@ import numpy as np
 import torch
 
 from feraug.config import NoiseGANConfig
+from feraug.core.checkpoint import file_sha256, load_checkpoint
+from feraug.core.seeding import SAMPLE, generator
 from feraug.data.augment import to_uint8
 from feraug.data.classes import emotion_index, emotion_name
 from feraug.data.dataset import FaceDataset
 from feraug.data.fer2013 import write_fer2013_csv
+from feraug.figures.grid import labelled_grid, save_image
 from feraug.nets.registry import build_gan_net
-from feraug.report.grid import labelled_grid, save_image
 from feraug.synth.synthetic_set import NO_SOURCE, write_provenance
-from feraug.train.checkpoint import file_sha256, load_checkpoint
-from feraug.train.seeding import SAMPLE, generator
 from feraug.train.trainer import checkpoint_path
 
 

@@ -22,12 +22,12 @@ import numpy as np
 from PIL import Image
 
 import feraug
+from feraug.core.checkpoint import file_sha256
 from feraug.data.augmented import csv_face_size, write_augmented
 from feraug.data.dataset import SPLITS, FaceDataset
 from feraug.data.folders import scan_image_folder
 from feraug.data.load import load_dataset
 from feraug.synth.synthetic_set import NO_SOURCE, load_synthetic_set, provenance_path
-from feraug.train.checkpoint import file_sha256
 from feraug.train.runinfo import git_revision
 
 

@@ -21,17 +21,17 @@ import torch
 from torch import nn
 
 from feraug.config import CycleGANConfig, ExpressionGANConfig
+from feraug.core.checkpoint import CheckpointError, file_sha256, load_checkpoint
+from feraug.core.seeding import SELECT, derive_seed
 from feraug.data.augment import to_float, to_uint8
 from feraug.data.classes import emotion_index, emotion_name
 from feraug.data.dataset import FaceDataset
 from feraug.data.fer2013 import write_fer2013_csv
 from feraug.data.load import load_dataset, without_filtered_rows
+from feraug.figures.grid import labelled_grid, save_image
 from feraug.nets.registry import build_gan_net
-from feraug.report.grid import labelled_grid, save_image
 from feraug.synth.sample import draw
 from feraug.synth.synthetic_set import NO_SOURCE, write_provenance
-from feraug.train.checkpoint import CheckpointError, file_sha256, load_checkpoint
-from feraug.train.seeding import SELECT, derive_seed
 from feraug.train.trainer import checkpoint_path
 
 #: Families whose runs ``translate`` reads.

@@ -15,8 +15,8 @@ import math
 
 import torch
 
+from feraug.core.seeding import ORDER, generator
 from feraug.data.augment import flip_affine, to_float
-from feraug.train.seeding import ORDER, generator
 
 
 class DomainSampler:

@@ -29,12 +29,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from feraug.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from feraug.core.seeding import STEP, generator
 from feraug.data.augment import to_uint8
+from feraug.figures.grid import labelled_grid, save_image
+from feraug.figures.plots import plot_training_curves
 from feraug.models.base import GANModel, StepContext
-from feraug.report.grid import labelled_grid, save_image
-from feraug.report.plots import plot_training_curves
 from feraug.train.budget import OnTime, synchronize
-from feraug.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from feraug.train.distributed import (
     DistInfo,
     any_true,
@@ -47,7 +48,6 @@ from feraug.train.distributed import (
 )
 from feraug.train.runinfo import write_config
 from feraug.train.sampler import DomainSampler
-from feraug.train.seeding import STEP, generator
 
 
 class TrainingDivergedError(FloatingPointError):

@@ -1,0 +1,1 @@
+"""Pictures of faces and numbers: labelled image grids (PIL) and plots (matplotlib), no decisions."""

@@ -33,12 +33,12 @@ from torch import nn
 
 import feraug
 from feraug.config import NoiseGANConfig
+from feraug.core.checkpoint import CheckpointError, file_sha256, load_checkpoint
 from feraug.data.augment import to_float
 from feraug.data.classes import EMOTIONS, emotion_index, emotion_name
 from feraug.data.toy import make_toy_faces
 from feraug.nets.registry import build_gan_net
 from feraug.synth.translate import TRANSLATING_FAMILIES, load_translator
-from feraug.train.checkpoint import CheckpointError, file_sha256, load_checkpoint
 from feraug.train.runinfo import git_revision
 from feraug.train.trainer import checkpoint_path
 

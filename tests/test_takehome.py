@@ -113,6 +113,8 @@ def test_refuses_other_sizes_unknown_classes_and_existing_outputs(
 ) -> None:
     small = write_fer2013_csv(make_toy_faces(n=100, seed=1, size=32), tmp_path / "small.csv")
     assert csv_face_size(small) == 32
+    big = write_fer2013_csv(make_toy_faces(n=7, seed=0, size=160), tmp_path / "big.csv.gz")  # rows above 64 KiB
+    assert csv_face_size(big) == 160
     with pytest.raises(ValueError, match=r"syn.csv holds 48x48 faces but .*small.csv holds 32x32 ones"):
         augment(str(small), synthetic, tmp_path / "aug.csv")
     no_disgust = faces.subset(np.flatnonzero(faces.labels.numpy() != 1))
@@ -127,3 +129,28 @@ def test_refuses_other_sizes_unknown_classes_and_existing_outputs(
         augment(DATA, synthetic, out)
     assert json.loads(augment(DATA, synthetic, out, force=True).record_path.read_text())["counts"]["synthetic"] == 6
     assert len(read_provenance(provenance_path(synthetic))["source_row"]) == 6
+
+
+def test_the_command_prints_the_counts_and_names_the_culprit(tmp_path: Path, faces: FaceDataset,
+                                                             synthetic: Path) -> None:  # fmt: skip
+    from click.testing import CliRunner
+
+    from feraug.cli import main
+    from feraug.cli.augment import SPLIT_NAMES
+    from feraug.data import SPLITS
+
+    assert SPLIT_NAMES == SPLITS
+    args = ["augment", "--data", DATA, "--synthetic", str(synthetic), "--out", str(tmp_path / "aug.csv.gz")]
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    lines = [line.split() for line in done.output.splitlines()]
+    train_faces = faces.split("Training")
+    n, disgust = len(train_faces), int(train_faces.class_counts()[1])
+    assert lines[0] == ["class", "real", "added", "after"]
+    assert lines[2] == ["Disgust", str(disgust), "6", str(disgust + 6)]
+    assert lines[8] == ["total", str(n), "6", str(n + 6)] and lines[9] == ["wrote", str(tmp_path / "aug.csv.gz")]
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 1 and f"Error: {tmp_path / 'aug.csv.gz'} exists: pick another --out" in done.output
+    done = CliRunner().invoke(main, [*args, "--force", "--split", "Training", "--split", "PublicTest"])
+    assert done.exit_code == 0 and AugmentedFaces(tmp_path / "aug.csv.gz").record["data"]["splits"] == [
+        "Training", "PublicTest"]  # fmt: skip

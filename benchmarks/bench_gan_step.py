@@ -7,7 +7,7 @@ batch 4, and seed 002's presets at the same width and batch; the noise GANs at b
 second through ``model.train_step`` (every
 update it makes, a generator update every ``n_critic`` steps included), after two untimed steps,
 median of 1-second windows so a noisy neighbour moves the figure less. Families are built through
-``feraug.models.registry``, as ``feraug train FAMILY`` builds them. Compare rows of one invocation:
+``feraug.train.families``, as ``feraug train FAMILY`` builds them. Compare rows of one invocation:
 timings on a shared 2-core machine drift by ±20% between runs. The ecyclegan rows' φ is a
 ``fast`` expression classifier (its cost does not depend on its weights: it is trained for one
 step on toy faces here, in a temporary folder).
@@ -26,7 +26,7 @@ import torch
 
 from feraug.config import build_config, parse_override
 from feraug.models.base import StepContext
-from feraug.models.registry import get_family
+from feraug.train.families import get_family
 
 # (label, family, preset, overrides)
 ROWS = [

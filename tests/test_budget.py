@@ -182,7 +182,7 @@ def test_corrected_schedules_rerun_and_resume_exactly(tmp_path: Path, monkeypatc
     """A deadline at half the budget forces OnTime to shorten the epochs to come; the per-epoch steps it
     wrote into config.yaml then repeat the run bit for bit, and a resume in the middle follows them."""
     if kind == "gan":
-        monkeypatch.setattr("feraug.api.END_MARGIN", 0.5)
+        monkeypatch.setattr("feraug.train.launch.END_MARGIN", 0.5)
         faces = make_toy_faces(n=400, seed=1)
         first = train_cyclegan(config(), tmp_path / "budget", data=faces, progress=False, time_budget=12)
         steps = yaml.safe_load((tmp_path / "budget" / "config.yaml").read_text())["train"]["epoch_steps"]

@@ -15,16 +15,16 @@ import pytest
 import torch
 import yaml
 
-from feraug import api
 from feraug.api import train_cyclegan
 from feraug.config import CycleGANConfig, build_config, parse_override
 from feraug.core.checkpoint import CheckpointError, load_checkpoint
 from feraug.core.seeding import STEP, generator
 from feraug.data import make_toy_faces
 from feraug.data.augment import to_float
-from feraug.models.registry import get_family
 from feraug.nets.gan_nets import ResnetGenerator
+from feraug.train import launch as train_launch
 from feraug.train.distributed import DistInfo, shard
+from feraug.train.families import get_family
 from feraug.train.sampler import DomainSampler
 from feraug.train.trainer import checkpoint_path
 
@@ -356,7 +356,7 @@ def test_batch_norm_under_several_processes_warns(monkeypatch: pytest.MonkeyPatc
         sets = [f"net.norm={norm}", "net.ngf=4", "net.ndf=4", "net.n_blocks=1", "optim.batch_size=2"]
         cfg = build_config(CycleGANConfig, preset="cyclegan", overrides=[parse_override(s) for s in sets])
         with pytest.raises(StopError):
-            api._build(family, cfg, Path("unused"), {}, False, DistInfo(0, world), torch.device("cpu"))
+            train_launch._build(family, cfg, Path("unused"), {}, False, DistInfo(0, world), torch.device("cpu"))
 
     with pytest.warns(UserWarning, match="batch norm under several processes normalizes each process's shard"):
         build("batch", 2)

@@ -20,6 +20,7 @@ from feraug.data import load_fer2013_csv
 from feraug.models.base import StepContext
 from feraug.models.cyclegan import CycleGAN
 from feraug.nets.gan_nets import RDNBGenerator
+from feraug.train.feature_extractor import perceptual_records
 from feraug.train.provenance import read_training_rows
 from feraug.train.trainer import checkpoint_path
 
@@ -155,7 +156,7 @@ def test_perceptual_loss_records_phi_and_the_faces_it_learned_from(tmp_path: Pat
     with pytest.raises(ConfigError, match=r"set loss\.perceptual=PATH"):
         config("ecyclegan")
     plain = CycleGAN(config("cyclegan", f"loss.perceptual={phi}"), torch.device("cpu"))  # α = 0: φ not loaded
-    assert plain.perceptual is None and plain.run_records("x") == ({}, [])
+    assert plain.perceptual is None and perceptual_records(plain.perceptual, "x") == ({}, [])
     with pytest.raises(FileNotFoundError, match="nowhere"):
         train(config("ecyclegan", f"loss.perceptual={tmp_path / 'nowhere'}"), tmp_path / "x", progress=False)
 

@@ -23,10 +23,10 @@ from feraug.data import FaceDataset, load_fer2013_csv, make_toy_faces
 from feraug.data.classes import EMOTIONS
 from feraug.models.base import StepContext
 from feraug.models.expression import ExpressionGAN, domain_classification_loss, draw_targets, total_variation
-from feraug.models.registry import expression_faces, get_family
 from feraug.nets.expression_nets import ExpressionDiscriminator, ExpressionGenerator, target_maps
 from feraug.nets.registry import build_gan_net
 from feraug.synth.synthetic_set import read_provenance
+from feraug.train.families import expression_faces, get_family
 from feraug.train.trainer import checkpoint_path
 
 TINY = ["net.ngf=4", "net.n_blocks=1", "net.ndf=4", "optim.batch_size=4", "train.log_every=2"]

@@ -17,11 +17,11 @@ from feraug.core.checkpoint import CheckpointError, load_checkpoint
 from feraug.data import FaceDataset, load_fer2013_csv, make_toy_faces
 from feraug.evaluate.experiment import build_arms, source_positions
 from feraug.evaluate.protocols import standard_protocol
-from feraug.models.registry import FAMILIES, get_family, noise_gan_faces
 from feraug.nets.noise_gan_nets import NoiseDiscriminator, NoiseGenerator
 from feraug.nets.registry import build_gan_net
 from feraug.synth.sample import sample
 from feraug.synth.synthetic_set import read_provenance
+from feraug.train.families import FAMILIES, get_family, noise_gan_faces
 from feraug.train.sampler import LabelledSampler
 from feraug.train.trainer import checkpoint_path
 

@@ -17,14 +17,9 @@ from feraug.core.checkpoint import CheckpointError, load_checkpoint, save_checkp
 from feraug.data import load_dataset, standard_splits
 from feraug.evaluate.classifier import load_classifier
 from feraug.gan.losses import l1
-from feraug.gan.perceptual import (
-    FeatureExtractor,
-    extractor_training_faces,
-    load_feature_extractor,
-    perceptual_l1,
-    same_source,
-    vgg19_features,
-)
+from feraug.gan.perceptual import FeatureExtractor, perceptual_l1
+from feraug.nets.vgg19 import vgg19_features
+from feraug.train.feature_extractor import extractor_training_faces, load_feature_extractor, same_source
 
 SIZE = 32
 TOY = "toy:300"

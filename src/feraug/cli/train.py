@@ -49,10 +49,10 @@ def _train_family(family: str, preset: str | None, fields: dict[str, object], *,
                   epochs: int | None, epochs_decay: int | None, batch_size: int | None, steps_per_epoch: int | None,
                   seed: int | None, device: str | None, quiet: bool) -> None:  # fmt: skip
     """Build ``family``'s config (preset, file, options, --set; or the run's own config.yaml on --resume) and train."""
-    from feraug.api import train as run_training
     from feraug.config import build_config
-    from feraug.models.registry import get_family
     from feraug.train.budget import parse_duration
+    from feraug.train.families import get_family
+    from feraug.train.launch import train as run_training
 
     config_class = get_family(family).config
     budget = parse_duration(time_budget) if time_budget is not None else None

@@ -52,7 +52,6 @@ import numpy as np
 import yaml
 from matplotlib.figure import Figure
 
-from feraug.api import train as train_gan
 from feraug.config import ConfigError, CycleGANConfig, ExperimentConfig, build_config, parse_override
 from feraug.core.checkpoint import file_sha256
 from feraug.data.classes import emotion_index, emotion_name
@@ -61,6 +60,7 @@ from feraug.evaluate.experiment import METRIC_LABELS, run_augmentation_experimen
 from feraug.nets.classifiers import build_classifier
 from feraug.synth.synthetic_set import load_synthetic_set, provenance_path, read_provenance
 from feraug.synth.translate import translate
+from feraug.train.launch import train as train_gan
 from feraug.train.trainer import checkpoint_path
 
 #: Config fields a time budget resolves (and keeps re-sizing) into the run's config.yaml, and the device, which
@@ -268,7 +268,7 @@ def _train_stage(cfg: CycleGANConfig, entry_dir: Path, *, time_budget: float | N
                  log: Callable[[str], None]) -> None:  # fmt: skip
     """Train the entry's GAN into ``entry_dir/gan``; skip a finished one, resume an interrupted one.
 
-    A run is finished when ``gan.done.json`` (written when :func:`feraug.api.train` returned, i.e.
+    A run is finished when ``gan.done.json`` (written when :func:`feraug.train.launch.train` returned, i.e.
     the schedule ended) names its checkpoint. A run folder made with another configuration is an
     error: silently reusing it would credit one preset with another's generator.
     """

@@ -33,7 +33,6 @@ regularizer is on), so runs with every regularizer off are unchanged.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
@@ -43,13 +42,7 @@ from feraug.config import CycleGANConfig
 from feraug.core.checkpoint import CheckpointError
 from feraug.gan.image_pool import ImagePool
 from feraug.gan.losses import AdversarialLoss, gradient_penalty, l1, weighted_cycle_loss
-from feraug.gan.perceptual import (
-    FeatureExtractor,
-    extractor_training_faces,
-    load_feature_extractor,
-    perceptual_l1,
-    same_source,
-)
+from feraug.gan.perceptual import FeatureExtractor, perceptual_l1
 from feraug.gan.regularizers import (
     AdaptiveAugment,
     ada_center,
@@ -73,7 +66,9 @@ class CycleGAN:
     family = "cyclegan"
     ema_names = ("G", "F")
 
-    def __init__(self, cfg: CycleGANConfig, device: torch.device) -> None:
+    def __init__(self, cfg: CycleGANConfig, device: torch.device, perceptual: FeatureExtractor | None = None,
+                 ) -> None:  # fmt: skip
+        """``perceptual``: the frozen φ of the perceptual loss, required when ``loss.perceptual_alpha > 0``."""
         self.cfg = cfg
         self.device = device
         n, loss = cfg.net, cfg.loss
@@ -110,41 +105,15 @@ class CycleGAN:
                     for name in self.regularized if r.ada}  # fmt: skip
         # processes of a torchrun group, for ADA's all-reduce (the trainer joins the group before models are built)
         self.world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-        self.perceptual: FeatureExtractor | None = None
-        if loss.perceptual_alpha > 0:  # frozen, outside networks: not checkpointed, broadcast or arch-checked
-            assert loss.perceptual is not None  # the config refuses α > 0 without it
-            self.perceptual = load_feature_extractor(loss.perceptual, loss.perceptual_layer).to(device)
-            size = self.perceptual.provenance.get("input_size")
-            if self.perceptual.kind == "feraug-classifier" and size != cfg.data.size:
-                raise ValueError(f"loss.perceptual: {loss.perceptual} is a classifier of {size}x{size} faces, the run "
-                                 f"trains on {cfg.data.size}x{cfg.data.size}: train φ at data.size")  # fmt: skip
+        if loss.perceptual_alpha > 0 and perceptual is None:
+            raise ValueError(f"loss.perceptual_alpha={loss.perceptual_alpha:g} weighs a perceptual term: pass the "
+                             "frozen φ (feraug.train.feature_extractor.load_feature_extractor)")  # fmt: skip
+        # frozen, outside networks: not checkpointed, broadcast or arch-checked; α = 0 leaves the pixel L1 alone
+        self.perceptual = perceptual.to(device) if perceptual is not None and loss.perceptual_alpha > 0 else None
 
     def arch(self) -> dict[str, Any]:
         """Network architectures; a checkpoint with another arch is refused."""
         return {name: net.arch for name, net in self.networks.items()}
-
-    def run_records(self, source: str | None) -> tuple[dict[str, Any], list[int]]:
-        """What ``meta.json`` records beyond the networks, and data rows the generators learned from besides
-        their training faces: the perceptual loss's φ (its file's SHA-256, layer, and the faces it was trained
-        on, when they are rows of ``source``, the run's data; they join ``training_rows.npy`` so that the
-        experiment's generator-overlap guard sees them)."""
-        if self.perceptual is None:
-            return {}, []
-        faces = extractor_training_faces(self.perceptual)
-        record = {**self.perceptual.provenance, "faces": faces.record()}
-        rows: list[int] = []
-        if (faces.trained is not None and faces.source is not None and source is not None
-                and same_source(faces.source, source)):  # fmt: skip
-            parts = [faces.trained] + ([faces.selected] if faces.selected is not None else [])
-            rows = sorted({int(r) for part in parts for r in part})
-            record["faces"]["in_training_rows"] = True
-        else:
-            record["faces"]["in_training_rows"] = False
-            if faces.kind == "feraug-classifier":
-                warnings.warn(f"loss.perceptual: which faces {faces.path} trained on cannot be matched to this run's "
-                              f"data ({faces.how}); the experiment's generator-overlap guard will not see them, so "
-                              "make sure φ never trained on faces you evaluate on", stacklevel=2)  # fmt: skip
-        return {"perceptual": record}, rows
 
     # -- one step -------------------------------------------------------------------------------
 

@@ -2,10 +2,13 @@
 
 A family is one config class (its ``data``/``net``/``loss`` sections; ``optim`` and ``train``
 follow the shared shape), one model class satisfying :class:`~feraug.models.base.GANModel`, a
-function that loads the faces it trains on and one that batches them for the trainer, and the
-synthesizer its runs feed (``translate`` for translators, ``sample`` for noise GANs). Adding a
-GAN family is one module plus one entry here; the trainer, budgets, resume, torchrun, the CLI's
-``train`` group and checkpoint checks do not change.
+function that loads the faces it trains on and one that batches them for the trainer, what a run
+records beyond its networks, and the synthesizer its runs feed (``translate`` for translators,
+``sample`` for noise GANs). Adding a GAN family is one module plus one entry here; the trainer,
+budgets, resume, torchrun, the CLI's ``train`` group and checkpoint checks do not change.
+
+The table lives beside the trainer that uses it, not beside the models: it opens the data files
+and the perceptual loss's network, and builds the samplers, which the models are handed.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from feraug.config import CycleGANConfig, ExpressionGANConfig, NoiseGANConfig, S
 from feraug.data.classes import EMOTIONS, emotion_index
 from feraug.data.dataset import FaceDataset
 from feraug.data.load import load_dataset, without_filtered_rows
+from feraug.train.feature_extractor import load_feature_extractor, perceptual_records
 from feraug.train.sampler import DomainSampler, LabelledSampler
 
 
@@ -34,6 +38,9 @@ class Family:
     sampler: Callable[..., Any]
     synthesizer: Literal["translate", "sample"]
     summary: str
+    #: ``(model, data source) -> (meta.json entries, extra training rows)``: what the run learned from besides
+    #: its training faces (e.g. a perceptual loss's network); None for a family that learns from nothing else.
+    records: Callable[[Any, str | None], tuple[dict[str, Any], list[int]]] | None = None
 
 
 def _training_faces(data_cfg: Any, data: FaceDataset | None) -> FaceDataset:
@@ -110,7 +117,22 @@ def _labelled_sampler(cfg: NoiseGANConfig | ExpressionGANConfig, faces: dict[str
 def _cyclegan(cfg: CycleGANConfig, device: torch.device) -> Any:
     from feraug.models.cyclegan import CycleGAN
 
-    return CycleGAN(cfg, device)
+    loss, perceptual = cfg.loss, None
+    if loss.perceptual_alpha > 0:
+        assert loss.perceptual is not None  # the config refuses α > 0 without it
+        # φ's layers are built (randomly initialized, then overwritten) before the run's networks: on a fork of
+        # the random state, so that the networks start from the run's seed exactly as without φ
+        with torch.random.fork_rng(devices=[]):
+            perceptual = load_feature_extractor(loss.perceptual, loss.perceptual_layer)
+        size = perceptual.provenance.get("input_size")
+        if perceptual.kind == "feraug-classifier" and size != cfg.data.size:
+            raise ValueError(f"loss.perceptual: {loss.perceptual} is a classifier of {size}x{size} faces, the run "
+                             f"trains on {cfg.data.size}x{cfg.data.size}: train φ at data.size")  # fmt: skip
+    return CycleGAN(cfg, device, perceptual)
+
+
+def _cyclegan_records(model: Any, source: str | None) -> tuple[dict[str, Any], list[int]]:
+    return perceptual_records(model.perceptual, source)
 
 
 def _noise_gan(cfg: NoiseGANConfig, device: torch.device) -> Any:
@@ -127,7 +149,7 @@ def _expression(cfg: ExpressionGANConfig, device: torch.device) -> Any:
 
 FAMILIES: dict[str, Family] = {
     "cyclegan": Family("cyclegan", CycleGANConfig, _cyclegan, cyclegan_domains, _domain_sampler, "translate",
-                       "translate SOURCE faces into TARGET faces (seed 000's CycleGANs)"),
+                       "translate SOURCE faces into TARGET faces (seed 000's CycleGANs)", _cyclegan_records),
     "dcgan": Family("dcgan", NoiseGANConfig, _noise_gan, noise_gan_faces, _labelled_sampler, "sample",
                     "sample new faces of a class from noise (seed 000's Fake GAN: DCGAN, WGAN-GP, conditional)"),
     "expression": Family("expression", ExpressionGANConfig, _expression, expression_faces, _labelled_sampler,

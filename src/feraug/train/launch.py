@@ -1,9 +1,10 @@
-"""Python API: train any registered GAN family and make faces, the same calls the CLI makes.
+"""One GAN training run of any family, from its config: data, model, sampler, schedule, budget, processes.
 
-``train(cfg, run_dir)`` trains the family ``cfg`` belongs to (:mod:`feraug.models.registry`):
-a :class:`~feraug.config.CycleGANConfig` trains a CycleGAN, a :class:`~feraug.config.NoiseGANConfig`
-a DCGAN / WGAN-GP / class-conditional GAN. ``train_cyclegan`` and ``build_cyclegan_trainer`` are the
-same functions under their first names. :class:`AugmentedFaces` reads back what ``feraug augment`` wrote.
+``train(cfg, run_dir)`` trains the family ``cfg`` belongs to (:mod:`feraug.train.families`): a
+:class:`~feraug.config.CycleGANConfig` trains a CycleGAN, a :class:`~feraug.config.NoiseGANConfig`
+a DCGAN / WGAN-GP / class-conditional GAN. It joins the torchrun group when there is one, fits the
+schedule into a time budget when asked, writes the run's records and hands the loop to
+:class:`~feraug.train.trainer.Trainer`. :mod:`feraug.api` offers these functions to users.
 """
 
 from __future__ import annotations
@@ -19,17 +20,14 @@ import torch
 
 from feraug.config import Strict
 from feraug.core.seeding import INIT, derive_seed
-from feraug.data.augmented import AugmentedFaces
 from feraug.data.dataset import FaceDataset
-from feraug.models.registry import Family, cyclegan_domains, family_of
 from feraug.train.budget import END_MARGIN, HEADROOM, BudgetPlan, OnTime, plan_schedule
 from feraug.train.device import gan_autocast_dtype, resolve_device
 from feraug.train.distributed import DistInfo, barrier, init_distributed, max_over, shard, shutdown
+from feraug.train.families import Family, family_of
 from feraug.train.provenance import write_training_rows
 from feraug.train.runinfo import write_run_info
 from feraug.train.trainer import Schedule, Trainer
-
-__all__ = ["AugmentedFaces", "build_cyclegan_trainer", "build_trainer", "cyclegan_domains", "train", "train_cyclegan"]
 
 
 def build_trainer(
@@ -57,9 +55,8 @@ def build_trainer(
             end_s = plan.checkpoint_s + plan.sample_s / cfg.train.sample_every
             trainer.on_time = OnTime(start + time_budget * (1 - END_MARGIN), trainer.sampler.steps_per_epoch, end_s)
         rows = [np.asarray(d.rows, dtype=np.int64) for d in domains.values()]
-        records = getattr(trainer.model, "run_records", None)  # e.g. a perceptual loss's frozen classifier
-        if records is not None:
-            trainer.run_records, more_rows = records(next(iter(domains.values())).source)
+        if family.records is not None:  # e.g. a perceptual loss's frozen classifier
+            trainer.run_records, more_rows = family.records(trainer.model, next(iter(domains.values())).source)
             rows.append(np.asarray(more_rows, dtype=np.int64))
         trainer.training_rows = np.concatenate(rows)
         return trainer
@@ -154,8 +151,3 @@ def train(
         raise
     shutdown(trainer.dist)
     return trainer
-
-
-#: The first names of :func:`build_trainer` and :func:`train`, from when CycleGAN was the only family.
-build_cyclegan_trainer = build_trainer
-train_cyclegan = train

@@ -4,7 +4,7 @@
         --ferplus ../shared/data/fer2013/ferplus.csv.gz --out runs/instrument [--k 2] [--n 400]
     python benchmarks/instrument_validation.py --toy-only --out runs/instrument-toy
 
-Real faces: both judges of ``feraug quality`` (:func:`feraug.evaluate.judges.build_judges`) are
+Real faces: both judges of ``feraug quality`` (:func:`feraug.evaluate.instrument.judges.build_judges`) are
 cross-fitted on FER2013's Training faces (cached under ``--out``; an interrupted run resumes). Then
 ``--n`` Training Neutral faces (the faces ``translate --n N --from neutral`` would draw from) are
 scored untouched, under every control of :data:`feraug.data.degrade.CONTROLS` and under degradations
@@ -36,8 +36,8 @@ from feraug.data import load_dataset, make_toy_faces, render_pairs
 from feraug.data.augment import to_float, to_uint8
 from feraug.data.degrade import blur
 from feraug.data.ferplus import load_ferplus
-from feraug.evaluate.controls import above_control, control_faces
-from feraug.evaluate.judges import build_judges
+from feraug.evaluate.instrument.controls import above_control, control_faces
+from feraug.evaluate.instrument.judges import build_judges
 
 TARGETS = {"Disgust": 1, "Happy": 3, "Surprise": 5}
 
@@ -89,8 +89,8 @@ def real_faces(args: argparse.Namespace) -> dict:
                           log=print)  # fmt: skip
     print(f"judges ready in {time.perf_counter() - t0:.0f} s")
     if args.old_judge:  # the recipe these judges replace, scored the same way: what the hardening changed
-        from feraug.evaluate.crossfit import cross_fit, judge_config
-        from feraug.evaluate.judges import Judge
+        from feraug.evaluate.instrument.crossfit import cross_fit, judge_config
+        from feraug.evaluate.instrument.judges import Judge
 
         old = cross_fit(pool, judge_config(("class_weights=balanced",)), k=args.k, seed=0,
                         cache_dir=args.out / "judges", progress=True, log=print)  # fmt: skip

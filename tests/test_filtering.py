@@ -18,16 +18,16 @@ from feraug.data.dataset import FaceDataset
 from feraug.data.ferplus import FerPlusFormatError, load_ferplus
 from feraug.data.load import load_dataset
 from feraug.data.toy import make_toy_faces
-from feraug.evaluate import filtering
-from feraug.evaluate.crossfit import judge_config
-from feraug.evaluate.filtering import (
+from feraug.evaluate.instrument import filtering
+from feraug.evaluate.instrument.crossfit import judge_config
+from feraug.evaluate.instrument.filtering import (
     _class_gaussian_loglik,
     confidence_scores,
     drop_mask,
     filter_dataset,
     precision_recall,
 )
-from feraug.evaluate.selection import percentile_rank, select_top
+from feraug.evaluate.instrument.selection import percentile_rank, select_top
 from feraug.synth.synthetic_set import load_synthetic_set
 
 HEADER = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
@@ -295,7 +295,7 @@ def test_filtering_scores_only_the_standard_training_part_when_validation_is_car
 def test_out_of_fold_likelihood_ranks_within_fold_so_feature_scales_do_not_pick_the_fold(
         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """Two fold models whose feature spaces differ 10x in scale: drops must still split evenly between the folds."""
-    from feraug.evaluate.crossfit import CrossFit
+    from feraug.evaluate.instrument.crossfit import CrossFit
 
     data = make_toy_faces(400, seed=0, class_weights=[1] * 7, split_fractions=(1.0, 0.0, 0.0))
     folds = np.arange(len(data)) % 2

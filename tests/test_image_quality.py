@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from feraug.evaluate.image_quality import mean_abs_error, ssim
+from feraug.evaluate.instrument.image_quality import mean_abs_error, ssim
 
 
 def test_ssim_of_identical_images_is_one() -> None:

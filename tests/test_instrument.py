@@ -14,9 +14,9 @@ from feraug.core.checkpoint import file_sha256
 from feraug.data import make_toy_faces
 from feraug.data.augment import to_float
 from feraug.data.degrade import CONTROLS, KINDS, _away_from_controls, _gap, control_values, degrade_batch
-from feraug.evaluate.controls import UNTOUCHED, above_control, control_faces, headline
-from feraug.evaluate.crossfit import CrossFit
-from feraug.evaluate.judges import Judge, fit_prior_correction, training_signal_conflict
+from feraug.evaluate.instrument.controls import UNTOUCHED, above_control, control_faces, headline
+from feraug.evaluate.instrument.crossfit import CrossFit
+from feraug.evaluate.instrument.judges import Judge, fit_prior_correction, training_signal_conflict
 from feraug.nets.classifiers import build_classifier
 
 

@@ -14,10 +14,10 @@ from click.testing import CliRunner
 from feraug.cli import main
 from feraug.data.dataset import FaceDataset
 from feraug.data.degrade import CONTROLS
-from feraug.evaluate import crossfit
-from feraug.evaluate.crossfit import CrossFit, cross_fit, judge_config, stratified_folds
-from feraug.evaluate.judges import build_judges
-from feraug.evaluate.quality import fid, kid, mean_pairwise_distance, measure_quality, nearest_distance
+from feraug.evaluate.instrument import crossfit
+from feraug.evaluate.instrument.crossfit import CrossFit, cross_fit, judge_config, stratified_folds
+from feraug.evaluate.instrument.judges import build_judges
+from feraug.evaluate.instrument.quality import fid, kid, mean_pairwise_distance, measure_quality, nearest_distance
 
 TINY_JUDGE = ["epochs=1", "steps_per_epoch=4", "batch_size=32", "arch_kwargs={stem: 4, fc: 16}"]
 TINY_SECOND = ("arch_kwargs={stem: 4, widths: [8, 8, 8]}",)

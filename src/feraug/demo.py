@@ -70,10 +70,10 @@ def run_demo(
     import numpy as np
     import torch
 
-    from feraug.evaluate.crossfit import judge_config
-    from feraug.evaluate.judges import build_judges
-    from feraug.evaluate.quality import measure_quality
-    from feraug.evaluate.selection import select_top, selection_scores, write_selection
+    from feraug.evaluate.instrument.crossfit import judge_config
+    from feraug.evaluate.instrument.judges import build_judges
+    from feraug.evaluate.instrument.quality import measure_quality
+    from feraug.evaluate.instrument.selection import select_top, selection_scores, write_selection
     from feraug.synth.synthetic_set import load_synthetic_set
 
     synthetic, prov = load_synthetic_set(result.csv, cache_dir=False)

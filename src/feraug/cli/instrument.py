@@ -90,7 +90,7 @@ def _judged_set(synthetic: Path, provenance: Path | None, data: str | None, targ
                 no_cache: bool, ferplus: Path | None) -> dict[str, Any]:  # fmt: skip
     """Load a synthetic set, its provenance and real data; resolve the target; cross-fit (or load) the judges."""
     from feraug.data.classes import emotion_index
-    from feraug.evaluate.judges import build_judges, training_signal_conflict
+    from feraug.evaluate.instrument.judges import build_judges, training_signal_conflict
     from feraug.synth.synthetic_set import load_synthetic_set
 
     syn, prov = load_synthetic_set(synthetic, provenance=provenance, cache_dir=not no_cache)
@@ -149,7 +149,7 @@ def quality(synthetic: Path, provenance: Path | None, data: str | None, target: 
     once and cached.
     """
     from feraug.data.classes import emotion_index
-    from feraug.evaluate.quality import measure_quality, memorization_line, opening
+    from feraug.evaluate.instrument.quality import measure_quality, memorization_line, opening
 
     j = _judged_set(synthetic, provenance, data, target, seed, judge_k, judge_sets, judge_cache, quiet, skip_bad_rows,
                     no_cache, ferplus)  # fmt: skip
@@ -197,7 +197,7 @@ def select(synthetic: Path, provenance: Path | None, data: str | None, target: s
     import numpy as np
     import torch
 
-    from feraug.evaluate.selection import select_top, selection_scores, write_selection
+    from feraug.evaluate.instrument.selection import select_top, selection_scores, write_selection
 
     if (keep is None) == (threshold is None):
         raise click.UsageError("give exactly one of --keep N and --threshold T")
@@ -264,8 +264,8 @@ def filter_data(data: str, method: str, out: Path, drop_fraction: float | None, 
     from feraug.data.fer2013 import write_fer2013_csv
     from feraug.data.ferplus import load_ferplus
     from feraug.evaluate.classifier import load_classifier
-    from feraug.evaluate.crossfit import judge_config
-    from feraug.evaluate.filtering import filter_dataset, write_filter_report
+    from feraug.evaluate.instrument.crossfit import judge_config
+    from feraug.evaluate.instrument.filtering import filter_dataset, write_filter_report
 
     real = load_faces(data, 48, skip_bad_rows, no_cache)
     fp = load_ferplus(ferplus_path) if ferplus_path is not None else None

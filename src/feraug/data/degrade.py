@@ -3,7 +3,7 @@
 Two uses, kept apart on purpose:
 
 * **Controls** (:data:`CONTROLS`): fixed, named degradations of a synthetic set's own source faces.
-  :mod:`feraug.evaluate.controls` scores them exactly like the set, so a judge that reads blur,
+  :mod:`feraug.evaluate.instrument.controls` scores them exactly like the set, so a judge that reads blur,
   noise or a grid texture as an expression shows it on faces whose expression did not change.
 * **Judge training** (:func:`degrade_batch`): random degradations drawn from a broader family whose
   parameters never equal a control's (each draw is pushed at least :data:`MARGIN` away from every

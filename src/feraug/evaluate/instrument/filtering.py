@@ -5,7 +5,7 @@ trained. Three scores, each computed only for the *training* faces — validatio
 are never scored, dropped or used to fit anything:
 
 * ``confidence`` — the out-of-fold probability of the face's annotated class, from ``k``
-  cross-fitted classifiers (:func:`feraug.evaluate.crossfit.cross_fit`): a face is never scored
+  cross-fitted classifiers (:func:`feraug.evaluate.instrument.crossfit.cross_fit`): a face is never scored
   by a model that trained on it, so a memorized wrong label does not vouch for itself.
 * ``likelihood`` — Gaussian log-likelihood of the face's embedding under its annotated class
   (DeVries et al., NeurIPS 2020, as seed 002 used it). Out of fold by default: fold ``i`` is
@@ -37,8 +37,8 @@ from sklearn.covariance import LedoitWolf
 from feraug.config import ClassifierConfig
 from feraug.data.dataset import FaceDataset
 from feraug.data.ferplus import FerPlus
-from feraug.evaluate.crossfit import cross_fit, features
-from feraug.evaluate.selection import percentile_rank
+from feraug.evaluate.instrument.crossfit import cross_fit, features
+from feraug.evaluate.instrument.selection import percentile_rank
 from feraug.nets.classifiers import ExpressionClassifier
 
 METHODS: tuple[str, ...] = ("confidence", "likelihood", "ferplus")

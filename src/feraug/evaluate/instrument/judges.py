@@ -31,7 +31,7 @@ import torch
 
 from feraug.data.dataset import FaceDataset
 from feraug.data.ferplus import FerPlus, relabel_with_majority
-from feraug.evaluate.crossfit import CrossFit, cross_fit, judge_config
+from feraug.evaluate.instrument.crossfit import CrossFit, cross_fit, judge_config
 from feraug.evaluate.metrics import classification_metrics
 
 #: Settings both judges add to the cross-fitting recipe: degradation augmentation, no class weights.

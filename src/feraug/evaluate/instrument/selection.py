@@ -2,7 +2,7 @@
 
 Seed 002 saw its classifier get worse past ~100 synthetic Disgust faces because bad samples
 outweighed good ones, and asked for instance selection. Each synthetic face gets three scores
-from the two cross-fitted judges of :mod:`feraug.evaluate.judges` (those ``feraug quality`` uses):
+from the two cross-fitted judges of :mod:`feraug.evaluate.instrument.judges` (those ``feraug quality`` uses):
 
 * ``target`` — the lower of the two judges' probabilities that the face shows the target emotion
   (each from the model that never trained on the face's source): a face is ranked high only when
@@ -34,9 +34,9 @@ from scipy.stats import rankdata
 from sklearn.covariance import LedoitWolf
 
 from feraug.data.dataset import FaceDataset
-from feraug.evaluate.crossfit import features
-from feraug.evaluate.image_quality import ssim
-from feraug.evaluate.judges import Judge
+from feraug.evaluate.instrument.crossfit import features
+from feraug.evaluate.instrument.image_quality import ssim
+from feraug.evaluate.instrument.judges import Judge
 
 SCORES: tuple[str, ...] = ("combined", "target", "realism", "structure")
 

@@ -1,8 +1,8 @@
 """Cross-fitted classifiers: every face scored by a model that never trained on it.
 
-Both the synthetic-set instrument (:mod:`feraug.evaluate.quality`: a judge must not have seen a
+Both the synthetic-set instrument (:mod:`feraug.evaluate.instrument.quality`: a judge must not have seen a
 translation's source face, nor the real faces its calibration rows are made of) and confidence
-filtering (:mod:`feraug.evaluate.filtering`: a face's label is doubted by a model that did not
+filtering (:mod:`feraug.evaluate.instrument.filtering`: a face's label is doubted by a model that did not
 memorize it) need out-of-fold scores. :func:`cross_fit` splits a pool of faces into ``k``
 stratified folds and trains model ``i`` on every fold but ``i``, so a face in fold ``i`` is scored
 by model ``i`` alone (:meth:`CrossFit.out_of_fold_proba`).

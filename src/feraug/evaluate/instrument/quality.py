@@ -14,7 +14,7 @@ differ only by what the generator did — whereas the ``real source`` row (other
 model 0) also carries the difference between the two judges, which with few target faces to train
 on can be tens of points.
 
-The judge (:mod:`feraug.evaluate.crossfit`): two classifiers cross-fitted on the Training faces,
+The judge (:mod:`feraug.evaluate.instrument.crossfit`): two classifiers cross-fitted on the Training faces,
 model ``i`` trained on the half not in fold ``i``. A synthetic face is judged by the model that did
 not train on its *source* face, a real calibration face by the model that did not train on *it*.
 Features for the distribution scores come from model 0, and every face those scores use as real
@@ -55,10 +55,10 @@ from torch import nn
 from feraug.core.seeding import SELECT, derive_seed
 from feraug.data.dataset import FaceDataset
 from feraug.data.degrade import CONTROLS
-from feraug.evaluate.controls import UNTOUCHED, above_control, control_faces, headline
-from feraug.evaluate.crossfit import features
-from feraug.evaluate.image_quality import mean_abs_error, ssim
-from feraug.evaluate.judges import DISAGREE, Judge
+from feraug.evaluate.instrument.controls import UNTOUCHED, above_control, control_faces, headline
+from feraug.evaluate.instrument.crossfit import features
+from feraug.evaluate.instrument.image_quality import mean_abs_error, ssim
+from feraug.evaluate.instrument.judges import DISAGREE, Judge
 
 #: KID subsets and their largest size (Bińkowski et al. use 100 subsets of 1,000; synthetic sets here are smaller).
 KID_SUBSETS = 100
@@ -321,7 +321,7 @@ def measure_quality(
     Args:
         synthetic: the synthetic set.
         data: the real pool the judges were cross-fitted on (the Training faces the generator drew on).
-        judges: :func:`~feraug.evaluate.judges.build_judges` of ``data``; the first one's model 0 gives
+        judges: :func:`~feraug.evaluate.instrument.judges.build_judges` of ``data``; the first one's model 0 gives
             the features of the distribution scores.
         target: label of the emotion the synthetic faces should show.
         source_rows: for translations, the source row (:attr:`FaceDataset.rows`) of each synthetic

@@ -134,3 +134,23 @@ def test_no_means_a_gain_of_the_minimum_size_is_ruled_out() -> None:
         p[idx] = y[idx] if i % 2 else (y[idx] + 1) % 7
     v = answer(runs_from_predictions(y, {"oversample": same, "synthetic": flipped}))
     assert v["answer"] == "no" and "a gain of +2.0 pt or more is ruled out" in v["sentence"]
+
+
+def test_differences_equal_up_to_round_off_are_decided_by_the_bootstrap_not_a_crash() -> None:
+    """Per-seed accuracy gains of exactly one face (301/1000 − 300/1000 vs 344/1000 − 343/1000) differ only in
+    round-off: their spread is not 0, yet the t-interval is undefined. This once crashed the demo."""
+    y = np.arange(1000) % 7
+    preds: dict[str, list[np.ndarray]] = {"oversample": [], "synthetic": []}
+    for wrong in (700, 657):
+        base = y.copy()
+        base[:wrong] = (y[:wrong] + 1) % 7
+        better = base.copy()
+        better[wrong - 1] = y[wrong - 1]  # one more face right
+        preds["oversample"].append(base)
+        preds["synthetic"].append(better)
+    d = [301 / 1000 - 300 / 1000, 344 / 1000 - 343 / 1000]
+    assert d[0] != d[1] and abs(d[0] - d[1]) < 1e-15  # the case: equal but for round-off
+    summary = summarize(runs_from_predictions(y, preds), CLASSES, comparisons=[("oversample", "synthetic")],
+                        n_boot=200)  # fmt: skip
+    acc = next(t for t in summary["sets"]["test"]["comparisons"] if t["metric"] == "accuracy")
+    assert "paired bootstrap" in acc["primary"]["method"] and acc["outcome"] in {"no", "not_shown", "yes"}

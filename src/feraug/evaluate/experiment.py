@@ -483,12 +483,12 @@ def _compare(a_runs: list[RunResult], b_runs: list[RunResult], name: str, metric
                                     f"n_test={n_test}",
                           "diff": ct["mean"], "ci95": ct["ci95"], "p": ct["p"]}  # fmt: skip
         out["power"] = power_from_se(ct["se_corrected"], ct["df"], min_gain) if ct["std"] > 0 else None
-    elif pt is not None and pt["std_diff"] > 0:
+    elif pt is not None and pt["ci95"] is not None and pt["std_diff"] > 0:  # not equal up to round-off
         out["primary"] = {"method": f"paired t-interval over {pt['n']} seeds ({pt['df']} df), on this test set",
                           "diff": pt["mean_diff"], "ci95": pt["ci95"], "p": pt["p_ttest"]}  # fmt: skip
         out["power"] = paired_t_power(pt["n"], pt["std_diff"], min_gain)
         out["seeds_for_80"] = seeds_for_power(pt["std_diff"], min_gain)
-    elif pt is not None and boot is not None:  # every seed gave the same difference (zero included)
+    elif pt is not None and boot is not None:  # every seed gave the same difference, up to round-off (zero included)
         out["primary"] = {"method": f"every one of {pt['n']} seeds gave the same difference (no training noise): "
                                     f"paired bootstrap over {boot['n']} test images",
                           "diff": boot["diff"], "ci95": boot["ci95"], "p": boot["p"]}  # fmt: skip

@@ -43,7 +43,8 @@ def experiment() -> None:
     "--protocol",
     type=click.Choice(["standard", "kfold", "tstr", "trts"]),
     default=None,
-    help="standard (Usage splits), kfold (seed 002), tstr / trts.  [default: standard]",
+    help="standard (Usage splits), kfold (Pasini et al.: 100 faces per class held out, 3x10-fold), "
+    "tstr / trts.  [default: standard]",
 )
 @click.option(
     "--balance",
@@ -177,9 +178,9 @@ def experiment_augment(
               help="Source faces every entry translates (the same faces for all).")
 @click.option("--more", default="200,500", show_default=True, metavar="N,N...|none",
               help="Face counts the best entry (largest gain over oversampling at --n) translates and is "
-                   "tested with too, as seed 002 did; none to skip.")
+                   "tested with too, as Pasini et al. did; none to skip.")
 @click.option("--seed", default=0, show_default=True, help="The GANs' train.seed and which source faces are drawn.")
-@click.option("--classifier", "arch", default=None, help="Experiment classifier: simple, surreal, vgg or fast.")
+@click.option("--classifier", "arch", default=None, help="Experiment classifier: simple, surreal, vgg, fast or resnet.")
 @click.option("--seeds", type=click.IntRange(1), default=None, help="Experiment seeds per arm.  [default: 7]")
 @click.option("--epochs", type=int, default=None, help="Classifier epochs.")
 @click.option("--steps-per-epoch", type=int, default=None, help="Cap classifier steps per epoch (quick runs).")
@@ -197,7 +198,7 @@ def sweep(data: str, source: str, target: str, entries: tuple[str, ...], presets
           time_budget: str | None, n: int, more: str, seed: int, arch: str | None, seeds: int | None,
           epochs: int | None, steps_per_epoch: int | None, protocol: str | None, exp_config: Path | None,
           exp_sets: tuple[str, ...], device: str | None, out: Path, quiet: bool) -> None:  # fmt: skip
-    """Compare CycleGAN presets by the augmentation experiment: seed 002's comparison as one command.
+    """Compare CycleGAN presets by the augmentation experiment: Pasini et al.'s comparison as one command.
 
     Trains one GAN per entry (OUT/NAME/gan), translates the same --n source faces with each
     (OUT/NAME/synthetic_N.csv; the provenance source rows are checked to match), runs `experiment

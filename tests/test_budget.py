@@ -196,7 +196,7 @@ def test_corrected_schedules_rerun_and_resume_exactly(tmp_path: Path, monkeypatc
                 a, b = (torch.cat([v.flatten().float() for v in _tensors(x[group][name])]) for x in states)
                 assert torch.equal(a, b), f"{group}.{name} differs"
         return
-    monkeypatch.setattr("feraug.evaluate.classifier.END_MARGIN", 0.5)
+    monkeypatch.setattr("feraug.train.classifier.END_MARGIN", 0.5)
     ds = make_toy_faces(n=500, seed=0, size=32)
     train, val, _ = standard_splits(ds).datasets(ds)
     cfg = ClassifierConfig(arch="vgg", arch_kwargs={"width": 0.125, "fc": 32}, size=32, device="cpu", batch_size=32,

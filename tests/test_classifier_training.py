@@ -14,22 +14,14 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from click.testing import CliRunner
 
-import feraug.evaluate.classifier as clf
+import feraug.train.classifier_run as classifier_run
 from feraug.cli import main
 from feraug.config import ClassifierConfig
 from feraug.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from feraug.data import FaceDataset, make_toy_faces, standard_splits
 from feraug.data.augment import classifier_augment, ten_crop, to_float
-from feraug.evaluate.classifier import (
-    ClassifierRun,
-    best_checkpoint,
-    evaluate_classifier,
-    last_checkpoint,
-    load_classifier,
-    lr_factor,
-    predict_proba,
-    train_classifier,
-)
+from feraug.evaluate.classifier import evaluate_classifier, load_classifier, predict_proba, train_classifier
+from feraug.train.classifier_run import ClassifierRun, best_checkpoint, last_checkpoint, lr_factor
 from feraug.train.trainer import TrainingDivergedError
 
 SIZE = 32  # toy faces at 32x32 keep every run in this file to seconds
@@ -129,7 +121,7 @@ def test_resume_after_interruption_is_bitwise_exact(tmp_path: Path, splits, monk
     straight = train_classifier(cfg, train, val, tmp_path / "straight", progress=False)
 
     calls = {"n": 0}
-    original = clf._Fit._validate
+    original = classifier_run.ClassifierFit._validate
 
     def crash_in_epoch_2(self: Any) -> Any:
         calls["n"] += 1
@@ -137,7 +129,7 @@ def test_resume_after_interruption_is_bitwise_exact(tmp_path: Path, splits, monk
             raise KeyboardInterrupt
         return original(self)
 
-    monkeypatch.setattr(clf._Fit, "_validate", crash_in_epoch_2)
+    monkeypatch.setattr(classifier_run.ClassifierFit, "_validate", crash_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         train_classifier(cfg, train, val, tmp_path / "split", progress=False)
     monkeypatch.undo()
@@ -200,7 +192,7 @@ def test_nan_loss_stops_with_epoch_and_step(tmp_path: Path, splits, monkeypatch:
         out = classifier_augment(x, generator, **kwargs)
         return out * float("nan") if calls["n"] == 4 else out
 
-    monkeypatch.setattr(clf, "classifier_augment", poisoned)
+    monkeypatch.setattr(classifier_run, "classifier_augment", poisoned)
     cfg = config(epochs=3, steps_per_epoch=3, log_every=100)
     with pytest.raises(TrainingDivergedError, match=r"epoch 2, step 1 of 3 \(global step 4\).*last.pt \(epoch 1\)"):
         train_classifier(cfg, train, None, tmp_path, progress=False)
@@ -241,7 +233,7 @@ def test_sgd_label_smoothing_and_balanced_weights(tmp_path: Path, splits, monkey
 def test_balanced_weights_of_a_missing_class_are_zero() -> None:
     data = make_toy_faces(n=70, seed=0, size=SIZE)
     data = data.subset(np.flatnonzero(data.labels.numpy() != 1))  # no Disgust
-    weights = clf.balanced_class_weights(data)
+    weights = classifier_run.balanced_class_weights(data)
     counts = data.class_counts()
     assert weights[1] == 0 and torch.allclose(weights[counts > 0], torch.tensor(len(data) / (6 * counts[counts > 0]),
                                                                                 dtype=torch.float32))  # fmt: skip

@@ -474,7 +474,7 @@ class ClassifierAugmentConfig(Strict):
 
 
 class ClassifierConfig(Strict):
-    """A complete expression-classifier run (:func:`feraug.evaluate.classifier.train_classifier`).
+    """A complete expression-classifier run (:func:`feraug.train.classifier.fit_classifier`).
 
     Flat, because a classifier run has few knobs: ``--set lr=0.01`` or ``--set augmentation.erase_p=0``.
     """

@@ -178,10 +178,11 @@ def train_classifier(
     """
     from feraug.config import ClassifierConfig, build_config, parse_override
     from feraug.data import load_dataset, standard_splits
-    from feraug.evaluate.classifier import evaluate_classifier, tta_padding_for
+    from feraug.evaluate.classifier import evaluate_classifier
     from feraug.evaluate.classifier import train_classifier as run_training
     from feraug.evaluate.metrics import metrics_table
     from feraug.train.budget import parse_duration
+    from feraug.train.classifier_run import tta_padding_for
     from feraug.train.device import resolve_device
 
     given = {"data": data, "arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,

@@ -1,496 +1,48 @@
-"""Training and inference for expression classifiers: the yardstick every augmentation arm is judged by.
+"""Expression classifiers as the yardstick: trained with selection on validation, then predicting and scored.
 
-Design, and why:
-
-* **Data on the device.** The whole training set sits on the training device as ``uint8``
-  (FER2013 at 48x48 is ~66 MB); a batch is an index into it, converted to float and augmented
-  there (:func:`feraug.data.augment.classifier_augment`). No files, no DataLoader workers.
-* **Stateless randomness** (:mod:`feraug.core.seeding`). The order of epoch ``e`` depends only
-  on ``(seed, e)``, step ``k``'s augmentation only on ``(seed, k)``, and the global generator that
-  dropout draws from is re-seeded from ``(seed, e)`` at each epoch start. A run resumed from
-  ``checkpoints/last.pt`` (written at every epoch end) therefore replays the interrupted epoch
-  exactly: on CPU, 2 epochs straight and 1 + resume + 1 give bitwise equal weights. The caller's
-  global RNG state is restored afterwards.
-* **Selection on validation only.** After each epoch the net is scored on ``val`` (never
-  augmented; ten-crop TTA when ``cfg.tta``), and the weights with the best ``select_metric`` are
-  kept (``checkpoints/best.pt``) and returned. The test split is never seen during training.
-* **Learning rate as a function of the step** for ``cosine``/``onecycle``/``constant`` (nothing
-  to restore); ``plateau`` is PyTorch's ``ReduceLROnPlateau`` on the val metric, whose state is
-  checkpointed.
-* **Divergence guard.** Losses stay on the device and are checked once per ``log_every`` steps
-  and at every epoch end (no per-step host sync); a non-finite loss stops training with an error
-  naming its epoch and step before anything is written, so ``last.pt`` stays the last good state.
-* **Precision.** fp32 on CPU (bf16 autocast is ~30x slower there, see
-  :func:`feraug.train.device.autocast_dtype`), autocast on CUDA. Convolutions run in
-  channels-last layout on CPU and CUDA (measured 1.2-1.3x faster training and 1.2-1.6x faster
-  inference on this project's CPU, see :data:`CHANNELS_LAST`).
-
-Run folder::
-
-    config.yaml  meta.json  metrics.jsonl  checkpoints/last.pt  checkpoints/best.pt
-
-``metrics.jsonl`` has ``"kind": "step"`` lines (mean train loss of the last ``log_every`` steps,
-lr, img/s) and one ``"kind": "epoch"`` line per epoch (train loss/accuracy, val loss and metrics,
-lr, img/s, best so far); the epoch lines are also :attr:`ClassifierRun.history`.
+:func:`train_classifier` runs the training loop (:mod:`feraug.train.classifier`) with this
+module's validation: :func:`predict_proba` on the validation faces (ten-crop TTA when ``cfg.tta``)
+and :func:`~feraug.evaluate.metrics.classification_metrics`. :func:`evaluate_classifier` scores a
+trained net on a split and writes its metrics and plots; :func:`load_classifier` reads one back from
+its run folder.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import json
-import math
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812 - the universal PyTorch idiom
-from tqdm.auto import tqdm
 
 from feraug.config import ClassifierConfig
-from feraug.core.checkpoint import load_checkpoint, save_checkpoint
-from feraug.core.seeding import DEGRADE, INIT, ORDER, STEP, derive_seed, generator
-from feraug.data.augment import classifier_augment, ten_crop, to_float
+from feraug.core.checkpoint import load_checkpoint
+from feraug.data.augment import ten_crop, to_float
 from feraug.data.dataset import FaceDataset
-from feraug.data.degrade import degrade_batch
 from feraug.evaluate.metrics import classification_metrics
-from feraug.nets.classifiers import ExpressionClassifier, build_classifier, classifier_from_arch
-from feraug.train.budget import END_MARGIN, HEADROOM, BudgetPlan, OnTime, plan_schedule, synchronize
-from feraug.train.device import autocast_dtype, resolve_device
-from feraug.train.runinfo import write_config, write_run_info
-from feraug.train.trainer import TrainingDivergedError
-
-#: ``family`` of classifier checkpoints; loading another family's checkpoint is a clear error.
-FAMILY = "classifier"
-
-#: Run convolutions in channels-last (NHWC) layout. Measured on this project's AVX2 CPU (torch 2.13,
-#: fp32, one thread, 48x48, median of interleaved repeats; train step at batch 64 / inference at
-#: batch 256, contiguous -> channels-last): ``simple`` 6.07 -> 5.17 s (1.17x) / 7.5 -> 6.1 s
-#: (1.22x); ``surreal`` 0.98 -> 0.78 s (1.26x) / 1.94 -> 1.28 s (1.5x); ``vgg`` (width 0.125, fc 64)
-#: 114 -> 87 ms (1.3x) / 216 -> 135 ms (1.6x). On CUDA it is the layout tensor-core convolutions use.
-CHANNELS_LAST = True
-
-# Purpose key of the per-epoch reseed of the global generator (dropout); distinct from the
-# purposes in feraug.core.seeding so no two uses share a stream.
-_DROPOUT = 1001
+from feraug.figures.plots import plot_confusion_matrix, plot_per_class_bars
+from feraug.nets.classifiers import ExpressionClassifier, classifier_from_arch
+from feraug.train.classifier import fit_classifier
+from feraug.train.classifier_run import (
+    FAMILY,
+    ClassifierRun,
+    best_checkpoint,
+    default_tta_padding,
+    memory_format,
+    tta_padding_for,
+)
 
 
-@dataclasses.dataclass
-class ClassifierRun:
-    """What :func:`train_classifier` returns.
-
-    Attributes:
-        net: the best weights (by val ``select_metric``; the last epoch's when there is no val),
-            in eval mode, on CPU.
-        best_epoch: 1-based epoch those weights are from.
-        best_score: their val ``select_metric`` (NaN without val).
-        history: one dict per finished epoch, as in ``metrics.jsonl``.
-        run_dir: the run folder, or None for an in-memory run.
-        config: the configuration the run trained with (a time budget's resolved schedule included).
-        budget: the resolved time budget, when one was given.
-    """
-
-    net: ExpressionClassifier
-    best_epoch: int
-    best_score: float
-    history: list[dict[str, Any]]
-    run_dir: Path | None
-    config: ClassifierConfig | None = None
-    budget: BudgetPlan | None = None
-
-
-def last_checkpoint(run_dir: Path) -> Path:
-    """Where a classifier run keeps the state to resume from."""
-    return run_dir / "checkpoints" / "last.pt"
-
-
-def best_checkpoint(run_dir: Path) -> Path:
-    """Where a classifier run keeps its selected weights."""
-    return run_dir / "checkpoints" / "best.pt"
-
-
-def default_tta_padding(size: int) -> int:
-    """Shift of the ten-crop TTA views: 4 pixels at 48x48, scaled with the image size."""
-    return max(1, round(size / 12))
-
-
-def tta_padding_for(cfg: ClassifierConfig) -> int:
-    """TTA shift of a run: its training crop padding, so the views match what training showed."""
-    return cfg.augmentation.crop_padding or default_tta_padding(cfg.size)
-
-
-def lr_factor(schedule: str, step: int, total_steps: int) -> float:
-    """Learning-rate multiplier at ``step`` of ``total_steps`` for the stateless schedules.
-
-    ``cosine`` anneals from 1 towards 0 over the run; ``onecycle`` follows PyTorch's
-    ``OneCycleLR`` (cosine warm-up from 1/25 over the first 30 % of steps, then cosine decay to
-    1/(25 * 1e4)); ``constant`` (and ``plateau``, which the scheduler handles) is 1.
-    """
-    t = min(step, total_steps) / max(total_steps, 1)
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * t))
-    if schedule == "onecycle":
-        start, end, warm = 1.0 / 25.0, 1.0 / 25.0 / 1e4, 0.3
-
-        def anneal(a: float, b: float, frac: float) -> float:
-            return b + (a - b) * 0.5 * (1.0 + math.cos(math.pi * frac))
-
-        return anneal(start, 1.0, t / warm) if t < warm else anneal(1.0, end, (t - warm) / (1.0 - warm))
-    return 1.0
-
-
-def balanced_class_weights(data: FaceDataset) -> torch.Tensor:
-    """``N / (K * count_k)`` per class (scikit-learn's "balanced"); 0 for classes with no faces."""
-    counts = torch.as_tensor(data.class_counts(), dtype=torch.float32)
-    present = counts > 0
-    weights = torch.zeros_like(counts)
-    weights[present] = counts.sum() / (int(present.sum()) * counts[present])
-    return weights
-
-
-def _memory_format(device: torch.device) -> torch.memory_format:
-    return torch.channels_last if CHANNELS_LAST and device.type in ("cpu", "cuda") else torch.contiguous_format
-
-
-def _check_data(cfg: ClassifierConfig, train: FaceDataset, val: FaceDataset | None) -> None:
-    """Fail before any work with a message that says what to change."""
-    for what, data in (("training", train), ("validation", val)):
-        if data is None:
-            continue
-        if len(data) == 0:
-            raise ValueError(f"the {what} set is empty")
-        if data.size != cfg.size:
-            raise ValueError(f"{what} images are {data.size}x{data.size} but the config has size={cfg.size}; "
-                             f"load the data at size {cfg.size} or set size={data.size}")  # fmt: skip
-        if data.classes != train.classes:
-            raise ValueError(f"{what} classes {list(data.classes)} differ from the training classes")
-    if cfg.early_stopping_patience is not None and val is None:
-        raise ValueError("early_stopping_patience needs a validation set (val is None)")
-
-
-def _state_to_cpu(net: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in net.state_dict().items()}
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines written after the checkpoint being resumed (the interrupted epoch's)."""
-    if path.exists():
-        kept = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
-        path.write_text("".join(f"{ln}\n" for ln in kept))
-
-
-class _Fit:
-    """One training run's state and loop (see the module docstring); used by :func:`train_classifier`."""
-
-    def __init__(self, cfg: ClassifierConfig, train: FaceDataset, val: FaceDataset | None, run_dir: Path | None,
-                 device: torch.device, progress: bool) -> None:  # fmt: skip
-        self.cfg, self.val, self.run_dir, self.device, self.progress = cfg, val, run_dir, device, progress
-        self.classes = train.classes
-        self.amp_dtype = autocast_dtype(device, cfg.amp)
-        self.memory_format = _memory_format(device)
-        torch.manual_seed(derive_seed(cfg.seed, INIT))
-        net = build_classifier(cfg.arch, n_classes=len(train.classes), in_channels=1, size=cfg.size, **cfg.arch_kwargs)
-        self.net = net.to(device, memory_format=self.memory_format)
-        self.arch = net.arch
-        params = self.net.parameters()
-        if cfg.optimizer == "sgd":
-            self.opt: torch.optim.Optimizer = torch.optim.SGD(
-                params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0, weight_decay=cfg.weight_decay
-            )
-        else:
-            self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.plateau = None
-        if cfg.schedule == "plateau":  # on the val metric (higher is better), else on the train loss
-            self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.opt, mode="max" if val is not None else "min", factor=cfg.plateau_factor,
-                patience=cfg.plateau_patience,
-            )  # fmt: skip
-        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
-        self.images = train.images.to(device)
-        self.labels = train.labels.to(device)
-        self.batch_size = min(cfg.batch_size, len(train))
-        full = len(train) // self.batch_size  # drop the ragged last batch: every step has the same size
-        self.steps_per_epoch = min(full, cfg.steps_per_epoch) if cfg.steps_per_epoch else full
-        self.full_steps_per_epoch = full
-        self.epoch_steps = list(cfg.epoch_steps) if cfg.epoch_steps else [self.steps_per_epoch] * cfg.epochs
-        if len(self.epoch_steps) != cfg.epochs or max(self.epoch_steps) > 2 * full:
-            raise ValueError(f"epoch_steps must hold {cfg.epochs} step counts (one per epoch), each at most two passes "
-                             f"over the data ({2 * full} steps at batch {self.batch_size}); got {self.epoch_steps}")
-        self.total_steps = sum(self.epoch_steps)
-        self.on_time: OnTime | None = None  # keeps a budgeted run on time (the call that resolved the budget)
-        self.loss_weight = balanced_class_weights(train).to(device) if cfg.class_weights == "balanced" else None
-        self.tta_padding = tta_padding_for(cfg)
-        # progress
-        self.epoch = 0  # finished epochs
-        self.step = 0
-        self.best_score = -math.inf
-        self.best_epoch = 0
-        self.best_metrics: dict[str, Any] | None = None
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.bad_epochs = 0
-        self.stopped_early = False
-        self.history: list[dict[str, Any]] = []
-        self.bar: Any = None
-        self._epoch_start = 0  # global step at which the running epoch began
-
-    # -- checkpoints ------------------------------------------------------------------------------
-
-    def _common(self) -> dict[str, Any]:
-        return {"family": FAMILY, "arch": self.arch, "config": self.cfg.model_dump(mode="json"),
-                "classes": list(self.classes), "tta_padding": self.tta_padding}  # fmt: skip
-
-    def last_state(self) -> dict[str, Any]:
-        """Everything needed to continue exactly at the next epoch."""
-        return {
-            **self._common(),
-            "kind": "last",
-            "weights": self.net.state_dict(),
-            "optimizer": self.opt.state_dict(),
-            "scheduler": self.plateau.state_dict() if self.plateau is not None else None,
-            "scaler": self.scaler.state_dict(),
-            "epoch": self.epoch,
-            "step": self.step,
-            "best_score": self.best_score,
-            "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs,
-            "stopped_early": self.stopped_early,
-            "history": self.history,
-        }
-
-    def resume(self) -> None:
-        """Restore ``last.pt`` (and the best weights from ``best.pt``); truncate the log to match."""
-        assert self.run_dir is not None
-        state = load_checkpoint(last_checkpoint(self.run_dir), family=FAMILY, arch=self.arch,
-                                map_location=str(self.device))  # fmt: skip
-        self.net.load_state_dict(state["weights"])
-        self.opt.load_state_dict(state["optimizer"])
-        if self.plateau is not None and state["scheduler"] is not None:
-            self.plateau.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.epoch, self.step = int(state["epoch"]), int(state["step"])
-        self.best_score, self.best_epoch = float(state["best_score"]), int(state["best_epoch"])
-        self.bad_epochs, self.stopped_early = int(state["bad_epochs"]), bool(state["stopped_early"])
-        self.history = list(state["history"])
-        if self.best_epoch:
-            best = load_checkpoint(best_checkpoint(self.run_dir), family=FAMILY, arch=self.arch)
-            self.best_state, self.best_metrics = best["weights"], best["metrics"]
-            # best.pt is self-consistent (weights and their score); it wins if the two ever disagree
-            self.best_epoch, self.best_score = int(best["epoch"]), float(best["score"])
-        _truncate_log(self.run_dir / "metrics.jsonl", self.step)
-
-    def _save_best(self) -> None:
-        if self.run_dir is None:
-            return
-        save_checkpoint({**self._common(), "kind": "best", "weights": self.best_state, "epoch": self.best_epoch,
-                         "step": self.step, "score": self.best_score, "select_metric": self.cfg.select_metric,
-                         "metrics": self.best_metrics}, best_checkpoint(self.run_dir))  # fmt: skip
-
-    # -- loop -------------------------------------------------------------------------------------
-
-    def fit(self) -> None:
-        """Train epoch by epoch until ``cfg.epochs`` or early stopping."""
-        self.bar = tqdm(total=self.total_steps, initial=min(self.step, self.total_steps), unit="step",
-                        disable=not self.progress, dynamic_ncols=True)  # fmt: skip
-        try:
-            while self.epoch < self.cfg.epochs and not self.stopped_early:
-                self._epoch()
-        finally:
-            self.bar.close()
-
-    def _batch(self, order: torch.Tensor, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = order[index * self.batch_size : (index + 1) * self.batch_size]
-        x = to_float(self.images[idx])
-        if self.cfg.augment:
-            a = self.cfg.augmentation
-            x = classifier_augment(x, generator(self.cfg.seed, STEP, self.step, device=self.device),
-                                   crop_padding=a.crop_padding, flip=a.flip, max_degrees=a.max_degrees,
-                                   erase_p=a.erase_p, erase_area=a.erase_area)  # fmt: skip
-        if self.cfg.augmentation.degrade_p > 0:  # a judge's robustness, wanted with or without geometric jitter
-            x = degrade_batch(x, self.cfg.augmentation.degrade_p,
-                              generator(self.cfg.seed, DEGRADE, self.step, device=self.device))  # fmt: skip
-        return x.contiguous(memory_format=self.memory_format), self.labels[idx]
-
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.plateau is None:
-            # counted in epochs, so epochs that a time budget re-sizes later change nothing that already ran
-            n, index = self.epoch_steps[min(self.epoch, len(self.epoch_steps) - 1)], self.step - self._epoch_start
-            lr = self.cfg.lr * lr_factor(self.cfg.schedule, self.epoch * n + index, len(self.epoch_steps) * n)
-            for group in self.opt.param_groups:
-                group["lr"] = lr
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                            enabled=self.amp_dtype is not None):  # fmt: skip
-            logits = self.net(x)
-        loss = F.cross_entropy(logits.float(), y, weight=self.loss_weight, label_smoothing=self.cfg.label_smoothing)
-        self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.opt)
-        self.scaler.update()
-        return loss.detach(), (logits.detach().argmax(1) == y).sum()
-
-    def _check(self, losses: list[torch.Tensor], first_step: int) -> np.ndarray:
-        """One host sync per window: the losses, or an error naming the first non-finite one."""
-        values = torch.stack(losses).float().cpu().numpy()
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            step = first_step + int(bad[0])
-            index = step - self._epoch_start  # within the epoch now running (self.epoch finished before it)
-            kept = (f"{last_checkpoint(self.run_dir)} (epoch {self.epoch}) is intact" if self.run_dir and self.epoch
-                    else "no checkpoint was written yet")  # fmt: skip
-            raise TrainingDivergedError(
-                f"non-finite training loss ({values[bad[0]]}) at epoch {self.epoch + 1}, step {index + 1} of "
-                f"{self.epoch_steps[self.epoch]} (global step {step + 1}); {kept}. Lower lr, or resume after "
-                "changing it."
-            )
-        return values
-
-    def _epoch(self) -> None:
-        cfg, epoch = self.cfg, self.epoch
-        spe = self.epoch_steps[epoch]
-        self._epoch_start = self.step
-        g = generator(cfg.seed, ORDER, epoch)
-        # an epoch that a time budget lengthened past one pass goes on into a second permutation
-        order = torch.cat([torch.randperm(len(self.images), generator=g)
-                           for _ in range(1 if spe <= self.full_steps_per_epoch else 2)]).to(self.device)  # fmt: skip
-        torch.manual_seed(derive_seed(cfg.seed, _DROPOUT, epoch))
-        self.net.train()
-        start_time = time.perf_counter()
-        window: list[torch.Tensor] = []
-        window_start, window_time = self.step, start_time
-        loss_sum, correct = 0.0, torch.zeros((), dtype=torch.int64, device=self.device)
-        for index in range(spe):
-            loss, hits = self._train_step(*self._batch(order, index))
-            window.append(loss)
-            correct += hits
-            self.step += 1
-            self.bar.update(1)
-            if self.step % cfg.log_every == 0 or index == spe - 1:
-                values = self._check(window, window_start)
-                loss_sum += float(values.sum())
-                now = time.perf_counter()
-                if index < spe - 1:  # the epoch line carries the end-of-epoch window
-                    self._log({"kind": "step", "step": self.step, "epoch": epoch + (index + 1) / spe,
-                               "loss": float(values.mean()), "lr": self.opt.param_groups[0]["lr"],
-                               "img_per_s": len(values) * self.batch_size / max(now - window_time, 1e-9)})  # fmt: skip
-                    self.bar.set_postfix(self._postfix(float(values.mean())), refresh=False)
-                window, window_start, window_time = [], self.step, now
-        train_seconds = time.perf_counter() - start_time
-        record: dict[str, Any] = {
-            "kind": "epoch", "step": self.step, "epoch": epoch + 1, "train_loss": loss_sum / spe,
-            "train_accuracy": int(correct) / (spe * self.batch_size), "lr": self.opt.param_groups[0]["lr"],
-            "img_per_s": spe * self.batch_size / max(train_seconds, 1e-9),
-        }  # fmt: skip
-        improved = True
-        end_start = time.perf_counter()
-        if self.val is not None:
-            metrics, val_loss = self._validate()
-            score = float(metrics[cfg.select_metric])
-            record.update({"val_loss": val_loss, "val_accuracy": metrics["accuracy"],
-                           "val_macro_f1": metrics["macro_f1"], "val_macro_auc": metrics["macro_auc"]})  # fmt: skip
-            improved = score > self.best_score
-            if self.plateau is not None:
-                self.plateau.step(score)
-        else:
-            metrics, score = None, math.nan
-            if self.plateau is not None:
-                self.plateau.step(record["train_loss"])
-        self.epoch = epoch + 1
-        if improved:
-            self.best_score, self.best_epoch, self.best_metrics = score, self.epoch, metrics
-            self.best_state = _state_to_cpu(self.net)
-            self.bad_epochs = 0
-            self._save_best()
-        else:
-            self.bad_epochs += 1
-            if cfg.early_stopping_patience is not None and self.bad_epochs >= cfg.early_stopping_patience:
-                self.stopped_early = True
-        record.update({"epoch_seconds": time.perf_counter() - start_time, "best_epoch": self.best_epoch,
-                       "best_score": self.best_score if self.val is not None else None, "improved": improved,
-                       "stopped_early": self.stopped_early})  # fmt: skip
-        self.history.append(record)
-        if self.on_time is not None and not self.stopped_early:
-            self._keep_on_time(spe, train_seconds)
-        if self.run_dir is not None:  # best.pt first: a crash in between replays this epoch
-            save_checkpoint(self.last_state(), last_checkpoint(self.run_dir))
-        if self.on_time is not None:
-            self.on_time.record_end(time.perf_counter() - end_start)
-        self._log(record)
-        self.bar.set_postfix(self._postfix(record["train_loss"]), refresh=False)
-        if self.stopped_early and self.progress:
-            self.bar.write(
-                f"early stopping after epoch {self.epoch}: no val {cfg.select_metric} improvement in "
-                f"{self.bad_epochs} epochs (best {self.best_score:.4f} at epoch {self.best_epoch})"
-            )
-
-    def measure(self, seconds: float, min_steps: int = 3) -> tuple[float, float, float]:
-        """Train for about ``seconds`` (after one untimed step), validate once and write one checkpoint:
-        seconds per step, per epoch-end checkpoint (last and best), per validation.
-
-        For time budgets, on a throwaway run (its weights move; a later run re-seeds everything it uses).
-        """
-        order = torch.randperm(len(self.images), generator=generator(self.cfg.seed, ORDER, 0)).to(self.device)
-        self.net.train()
-        self._train_step(*self._batch(order, 0))
-        synchronize(self.device)
-        start, steps = time.perf_counter(), 0
-        while steps < min_steps or time.perf_counter() - start < seconds:
-            self._train_step(*self._batch(order, (steps + 1) % self.steps_per_epoch))
-            steps += 1
-        synchronize(self.device)
-        per_step = (time.perf_counter() - start) / steps
-        t0 = time.perf_counter()
-        if self.val is not None:
-            self._validate()
-        t1 = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="feraug-budget-") as scratch:
-            save_checkpoint(self.last_state(), Path(scratch) / "last.pt")
-        t2 = time.perf_counter()
-        return per_step, 2 * (t2 - t1), t1 - t0
-
-    def _keep_on_time(self, steps: int, train_s: float) -> None:
-        """Re-size the epochs still to come so the run ends at its budget's deadline
-        (:class:`feraug.train.budget.OnTime`); the new lengths go into the config and ``config.yaml``."""
-        assert self.on_time is not None
-        new = self.on_time.epoch_done(self.epoch_steps, self.epoch, train_s=train_s, steps=steps,
-                                      now=time.perf_counter())  # fmt: skip
-        if new == self.epoch_steps:
-            return
-        self.epoch_steps, self.total_steps = new, sum(new)
-        self.cfg = self.cfg.model_copy(update={"epoch_steps": new})
-        if self.run_dir is not None:
-            write_config(self.run_dir, self.cfg.model_dump(mode="json"))
-        self.bar.total = self.total_steps
-
-    def _validate(self) -> tuple[dict[str, Any], float]:
-        """Val metrics without augmentation (with ten-crop TTA when configured) and the val loss."""
-        assert self.val is not None
-        proba = predict_proba(self.net, self.val, tta=self.cfg.tta, device=self.device, tta_padding=self.tta_padding)
-        y = self.val.labels.numpy()
-        metrics = classification_metrics(y, proba.argmax(1), proba, self.classes)
-        val_loss = float(-np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, None)).mean())
-        return metrics, val_loss
-
-    def _postfix(self, loss: float) -> dict[str, str]:
-        shown = {"loss": f"{loss:.3g}"}
-        if self.val is not None and self.best_epoch:
-            last = self.history[-1] if self.history else {}
-            if f"val_{self.cfg.select_metric}" in last:
-                shown[f"val_{self.cfg.select_metric}"] = f"{last[f'val_{self.cfg.select_metric}']:.3f}"
-            shown["best"] = f"{self.best_score:.3f}@{self.best_epoch}"
-        return shown
-
-    def _log(self, record: dict[str, Any]) -> None:
-        if self.run_dir is not None:
-            with (self.run_dir / "metrics.jsonl").open("a") as f:
-                f.write(json.dumps(record) + "\n")
-
-    def result(self) -> ClassifierRun:
-        """The best weights as a fresh CPU net in eval mode."""
-        net = classifier_from_arch(self.arch)
-        net.load_state_dict(self.best_state if self.best_state is not None else _state_to_cpu(self.net))
-        best_score = self.best_score if self.best_epoch else math.nan
-        return ClassifierRun(net.eval(), self.best_epoch, best_score, list(self.history), self.run_dir, self.cfg)
+def validation_scores(net: ExpressionClassifier, val: FaceDataset, device: torch.device, *, tta: bool,
+                      tta_padding: int) -> tuple[dict[str, Any], float]:  # fmt: skip
+    """Metrics of ``net`` on the validation faces, never augmented (ten-crop TTA with ``tta``), and their loss."""
+    proba = predict_proba(net, val, tta=tta, device=device, tta_padding=tta_padding)
+    y = val.labels.numpy()
+    metrics = classification_metrics(y, proba.argmax(1), proba, val.classes)
+    val_loss = float(-np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, None)).mean())
+    return metrics, val_loss
 
 
 def train_classifier(
@@ -505,70 +57,14 @@ def train_classifier(
     started: float | None = None,
     reserve_validations: float = 0.0,
 ) -> ClassifierRun:
-    """Train a classifier on ``train``, selecting the best epoch on ``val``; see the module docstring.
+    """Train a classifier on ``train``, selecting the best epoch on ``val`` by :func:`validation_scores`.
 
-    Args:
-        cfg: the run's configuration (saved to ``run_dir/config.yaml``).
-        train: training faces (at ``cfg.size``); all of them are moved to the device.
-        val: selection faces, or None: then the last epoch is "best" and ``best_score`` is NaN.
-        run_dir: run folder for logs and checkpoints; None trains in memory only.
-        resume: continue the run in ``run_dir`` from ``checkpoints/last.pt``. The interrupted epoch
-            is replayed from its start; ``cfg.epochs`` may be raised to train longer. A run that
-            stopped early stays stopped.
-        progress: show a progress bar.
-        time_budget: seconds the whole run may take, counted from ``started`` (a ``time.perf_counter()``
-            value; default: this call): a throwaway copy trains for a few seconds, then ``epochs`` and
-            ``steps_per_epoch`` are fixed so that the schedule ends within it (:mod:`feraug.train.budget`);
-            the run's ``config.yaml`` and ``ClassifierRun.config`` hold the resolved values, ``meta.json``
-            the measurements. While it trains, the epochs still to come are re-sized at each epoch end to
-            keep it on time (:class:`feraug.train.budget.OnTime`; ``epoch_steps`` in the config).
-        reserve_validations: with a time budget, the work the caller does after training, in validation
-            passes (the CLI's test pass: test faces / val faces), kept free at the end of the budget.
-
-    Raises:
-        FileExistsError: ``run_dir`` already holds a run and ``resume`` is off.
-        TrainingDivergedError: a training loss became NaN/inf (the message names epoch and step).
+    Arguments, run folder, resume and time budget as :func:`feraug.train.classifier.fit_classifier`.
     """
-    _check_data(cfg, train, val)
-    run_dir = Path(run_dir) if run_dir is not None else None
-    if resume:
-        if run_dir is None:
-            raise ValueError("resume needs the run_dir of the run to continue")
-        if not last_checkpoint(run_dir).is_file():
-            raise FileNotFoundError(f"nothing to resume: {last_checkpoint(run_dir)} does not exist")
-    elif run_dir is not None and last_checkpoint(run_dir).exists():
-        raise FileExistsError(f"{run_dir} already holds a run; resume it or pick another output folder")
-    if resume and time_budget is not None:
-        raise ValueError("a time budget is resolved once, when a run starts (into its config.yaml); "
-                         "resume continues that fixed schedule: drop the time budget")  # fmt: skip
-    start = time.perf_counter() if started is None else started
-    device = resolve_device(cfg.device)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type=device.type):
-        plan = None
-        if time_budget is not None:
-            probe = _Fit(cfg, train, val, None, device, False)
-            per_step, per_checkpoint, per_validation = probe.measure(min(max(0.05 * time_budget, 3.0), 90.0))
-            full = len(train) // probe.batch_size
-            del probe
-            reserve = reserve_validations * per_validation
-            plan = plan_schedule(time_budget, elapsed_s=time.perf_counter() - start + reserve,
-                                 seconds_per_step=per_step, checkpoint_s=per_checkpoint, sample_s=per_validation,
-                                 epochs=cfg.epochs, epochs_decay=0, full_steps_per_epoch=full,
-                                 checkpoint_every=10**9, headroom=HEADROOM)  # fmt: skip
-            cfg = cfg.model_copy(update={"epochs": plan.epochs, "steps_per_epoch": plan.steps_per_epoch,
-                                         "epoch_steps": [plan.steps_per_epoch] * plan.epochs})  # fmt: skip
-            cfg = type(cfg).model_validate(cfg.model_dump())
-        fit = _Fit(cfg, train, val, run_dir, device, progress)
-        if plan is not None:
-            fit.on_time = OnTime(start + time_budget * (1 - END_MARGIN), 2 * fit.full_steps_per_epoch,
-                                 epoch_end_s=plan.checkpoint_s + plan.sample_s, reserve_s=reserve)  # fmt: skip
-        if resume:
-            fit.resume()
-        elif run_dir is not None:
-            write_run_info(run_dir, cfg.model_dump(mode="json"), cfg.seed, device,
-                           extra={"budget": plan.as_dict()} if plan is not None else None)  # fmt: skip
-        fit.fit()
-        return dataclasses.replace(fit.result(), budget=plan)
+    validate = functools.partial(validation_scores, tta=cfg.tta, tta_padding=tta_padding_for(cfg))
+    return fit_classifier(cfg, train, val, run_dir, validate=validate, resume=resume, progress=progress,
+                          time_budget=time_budget, started=started,
+                          reserve_validations=reserve_validations)  # fmt: skip
 
 
 def _as_float_batches(data: FaceDataset | torch.Tensor) -> torch.Tensor:
@@ -608,7 +104,7 @@ def predict_proba(
     dev = torch.device(device) if device is not None else next(net.parameters()).device
     if device is not None:
         net.to(dev)
-    fmt = _memory_format(dev)
+    fmt = memory_format(dev)
     pad = tta_padding if tta_padding is not None else default_tta_padding(net.size)
     step = max(1, batch_size // 10) if tta else max(1, batch_size)
     was_training = net.training
@@ -657,8 +153,6 @@ def evaluate_classifier(
     proba = predict_proba(net, data, batch_size=batch_size, tta=tta, device=device, tta_padding=tta_padding)
     metrics = classification_metrics(data.labels.numpy(), proba.argmax(1), proba, data.classes)
     if out_dir is not None:
-        from feraug.figures.plots import plot_confusion_matrix, plot_per_class_bars
-
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         record = {"name": name, "tta": tta, "source": data.source, "data_notes": list(data.notes), **metrics}

@@ -30,14 +30,9 @@ from sklearn.model_selection import StratifiedKFold
 from feraug.config import ClassifierConfig, build_config, parse_override
 from feraug.data.cache import default_cache_dir
 from feraug.data.dataset import FaceDataset
-from feraug.evaluate.classifier import (
-    best_checkpoint,
-    last_checkpoint,
-    load_classifier,
-    predict_proba,
-    train_classifier,
-)
+from feraug.evaluate.classifier import load_classifier, predict_proba, train_classifier
 from feraug.nets.classifiers import ExpressionClassifier
+from feraug.train.classifier_run import best_checkpoint, last_checkpoint
 
 #: The cross-fitting recipe: the fast classifier with the settings of benchmarks/bench_fast_classifier.py.
 JUDGE_DEFAULTS: dict[str, Any] = {"arch": "fast", "batch_size": 128, "lr": 3e-3, "schedule": "onecycle",

@@ -9,8 +9,8 @@ per-image difficulty shared by every run (hard faces are hard for all models) an
 Each replicate is a new experiment: a fresh test set, S seeds x 2 arms. The "+2 pt" scenario raises
 the synthetic arm's Disgust recall until macro-F1 gains +2 pt on average (the realized gain is
 printed). Every replicate is decided by the project's own rule: the per-seed macro-F1 differences
-go through :func:`feraug.evaluate.statistics.paired_test` and :func:`decide`, exactly as
-:func:`feraug.evaluate.experiment._compare` does; ``--agreement`` replicates are also run through
+go through :func:`feraug.evaluate.experiment.statistics.paired_test` and :func:`decide`, exactly as
+:func:`feraug.evaluate.experiment.summary._compare` does; ``--agreement`` replicates are also run through
 :func:`summarize` + :func:`verdict` on full predictions to check that both paths answer alike.
 Prints YES / NO / NOT SHOWN rates per scenario and seed count, the measured spreads, the seeds
 that reach 80 % power (predicted from the measured spread by the noncentral t, and observed), and
@@ -26,8 +26,9 @@ import time
 import numpy as np
 from scipy import stats
 
-from feraug.evaluate.experiment import EvalSet, RunResult, summarize, verdict
-from feraug.evaluate.statistics import MIN_GAIN, decide, paired_t_power, paired_test, seeds_for_power
+from feraug.evaluate.experiment.statistics import MIN_GAIN, decide, paired_t_power, paired_test, seeds_for_power
+from feraug.evaluate.experiment.summary import EvalSet, RunResult, summarize
+from feraug.report.verdict import verdict
 
 CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 PUBLIC_TEST = np.array([467, 56, 496, 895, 653, 415, 607])  # FER2013 PublicTest, per class

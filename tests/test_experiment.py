@@ -11,20 +11,12 @@ import pytest
 import torch
 
 from feraug.data import FaceDataset, make_toy_faces
-from feraug.evaluate.experiment import (
-    EvalSet,
-    RunResult,
-    build_arms,
-    concat,
-    experiment_results,
-    leakage_guard,
-    pooled_paired_bootstrap,
-    source_positions,
-    synthetic_faces_grid,
-)
-from feraug.evaluate.protocols import Fold, kfold_protocol, standard_protocol, tstr_protocol
-from feraug.evaluate.statistics import paired_bootstrap
-from feraug.report.experiment_report import write_report
+from feraug.evaluate.experiment.arms import build_arms, concat, leakage_guard, source_positions
+from feraug.evaluate.experiment.protocols import Fold, kfold_protocol, standard_protocol, tstr_protocol
+from feraug.evaluate.experiment.statistics import paired_bootstrap, pooled_paired_bootstrap
+from feraug.evaluate.experiment.summary import EvalSet, RunResult
+from feraug.report.experiment_report import synthetic_faces_grid, write_report
+from feraug.report.results import experiment_results
 
 DISGUST = 1
 
@@ -356,7 +348,7 @@ def test_set_comparison_trains_the_baseline_once_and_asks_which_set_won(real: Fa
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from feraug.config import ExperimentConfig, build_config, parse_override
     from feraug.evaluate import classifier
-    from feraug.evaluate.experiment import run_set_comparison
+    from feraug.pipelines.experiment import run_set_comparison
 
     calls: list[int] = []
     train = classifier.train_classifier

@@ -190,7 +190,7 @@ def test_select_top_returns_exactly_the_top_n_in_order() -> None:
 
 
 def test_select_cli_keeps_provenance_the_experiment_can_guard(tmp_path: Path) -> None:
-    from feraug.evaluate.experiment import source_positions
+    from feraug.evaluate.experiment.arms import source_positions
 
     runner = CliRunner()
     gan = tmp_path / "gan"
@@ -323,7 +323,7 @@ def test_experiment_drops_synthetic_faces_whose_source_the_label_source_left_out
 
 def test_set_comparison_refuses_protocols_without_a_shared_baseline(tmp_path: Path) -> None:
     from feraug.config import ExperimentConfig
-    from feraug.evaluate.experiment import run_set_comparison
+    from feraug.pipelines.experiment import run_set_comparison
 
     data = load_dataset("toy:100")
     with pytest.raises(ValueError, match="standard or kfold protocol"):

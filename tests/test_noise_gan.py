@@ -15,8 +15,8 @@ from feraug.cli import main
 from feraug.config import ConfigError, NoiseGANConfig, build_config, parse_override
 from feraug.core.checkpoint import CheckpointError, load_checkpoint
 from feraug.data import FaceDataset, load_fer2013_csv, make_toy_faces
-from feraug.evaluate.experiment import build_arms, source_positions
-from feraug.evaluate.protocols import standard_protocol
+from feraug.evaluate.experiment.arms import build_arms, source_positions
+from feraug.evaluate.experiment.protocols import standard_protocol
 from feraug.nets.noise_gan_nets import NoiseDiscriminator, NoiseGenerator
 from feraug.nets.registry import build_gan_net
 from feraug.synth.sample import sample
@@ -267,7 +267,7 @@ def test_translate_from_sampled_sources(tmp_path: Path) -> None:
 
 
 def test_generator_provenance_guard_catches_a_planted_overlap(tmp_path: Path) -> None:
-    from feraug.evaluate.experiment import GeneratorOverlapError, Generators, generator_overlap, generators_of
+    from feraug.evaluate.experiment.arms import GeneratorOverlapError, Generators, generator_overlap, generators_of
     from feraug.train.provenance import read_training_rows
 
     data = make_toy_faces(n=500, seed=2)

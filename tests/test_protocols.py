@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from feraug.data import FaceDataset, make_toy_faces
-from feraug.evaluate.protocols import (
+from feraug.evaluate.experiment.protocols import (
     Fold,
     LeakageError,
     check_disjoint,

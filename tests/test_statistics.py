@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score
 
-from feraug.evaluate.statistics import corrected_resampled_ttest, paired_bootstrap, paired_test
+from feraug.evaluate.experiment.statistics import corrected_resampled_ttest, paired_bootstrap, paired_test
 
 # Test accuracy (%) of 5 seeds per arm, same seeds and splits.
 BASELINE = [65.09, 64.71, 65.52, 64.93, 65.30]
@@ -147,7 +147,7 @@ def test_bootstrap_callable_metric_equals_named() -> None:
 
 def test_power_of_a_rounding_sized_spread_is_one_not_nan() -> None:
     """scipy's noncentral t gives NaN at huge noncentrality; a 1e-13 spread between seeds means power 1."""
-    from feraug.evaluate.statistics import paired_t_power, power_from_se
+    from feraug.evaluate.experiment.statistics import paired_t_power, power_from_se
 
     assert power_from_se(1e-13, 1) == 1.0
     assert paired_t_power(2, 1e-14) == 1.0
@@ -158,7 +158,7 @@ def test_power_of_a_rounding_sized_spread_is_one_not_nan() -> None:
 def test_power_is_finite_and_rises_with_noncentrality_where_scipy_cdf_gave_nan() -> None:
     """Noncentralities 5-1000 at 1-10 df: scipy's ``nct.cdf`` lower tail returned NaN from ~8 on (3 of 25 low-noise
     verdicts printed "nan% power", and ``seeds_for_power`` skipped the NaN seeds and overstated the need)."""
-    from feraug.evaluate.statistics import power_from_se, seeds_for_power
+    from feraug.evaluate.experiment.statistics import power_from_se, seeds_for_power
 
     for df in range(1, 11):
         powers = [power_from_se(0.02 / ncp, df) for ncp in np.geomspace(5, 1000, 60)]

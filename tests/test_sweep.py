@@ -14,8 +14,8 @@ from feraug.cli import main
 from feraug.config import ConfigError
 from feraug.data import make_toy_faces, write_fer2013_csv
 from feraug.demo import DEMO_CLASS_WEIGHTS
-from feraug.evaluate import sweep as sweep_module
-from feraug.evaluate.sweep import Entry, entry_configs, parse_entry
+from feraug.pipelines import sweep as sweep_module
+from feraug.pipelines.sweep import Entry, entry_configs, parse_entry
 from feraug.synth.synthetic_set import read_provenance
 
 TINY_GAN = ["net.ngf=8", "net.n_blocks=1", "net.ndf=8", "optim.epochs=1", "optim.epochs_decay=0",

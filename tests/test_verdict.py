@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from feraug.evaluate.experiment import EvalSet, RunResult, summarize, verdict
-from feraug.evaluate.statistics import MIN_GAIN, decide, paired_t_power, seeds_for_power
+from feraug.evaluate.experiment.statistics import MIN_GAIN, decide, paired_t_power, seeds_for_power
+from feraug.evaluate.experiment.summary import EvalSet, RunResult, summarize
+from feraug.report.verdict import verdict
 
 CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 

@@ -526,7 +526,8 @@ class ClassifierConfig(Strict):
 class ExperimentConfig(Strict):
     """The augmentation experiment: protocol, seeds, the classifier every arm trains, balancing, statistics.
 
-    See :mod:`feraug.evaluate.experiment` for the arms and :mod:`feraug.evaluate.protocols` for the splits.
+    See :mod:`feraug.evaluate.experiment.arms` for the arms and :mod:`feraug.evaluate.experiment.protocols`
+    for the splits.
     """
 
     protocol: Literal["standard", "kfold", "tstr", "trts"] = Field(

@@ -101,7 +101,7 @@ def run_demo(
     echo(f"      kept the best {kept.size} of {len(synthetic)} by target confidence, realism and SSIM to the source: "
          f"{selection.csv}")  # fmt: skip
 
-    from feraug.evaluate.experiment import run_set_comparison
+    from feraug.pipelines.experiment import run_set_comparison
 
     # The fast classifier trained as the judge is (one-cycle schedule, label smoothing; no class weights: the arms,
     # not the loss, rebalance Disgust). With a cosine schedule from lr 1e-2 it stayed at 25-39 % on these faces.

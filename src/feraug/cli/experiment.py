@@ -104,7 +104,7 @@ def experiment_augment(
     """
     from feraug.config import ExperimentConfig, build_config
     from feraug.data import load_dataset
-    from feraug.evaluate.experiment import run_augmentation_experiment
+    from feraug.pipelines.experiment import run_augmentation_experiment
     from feraug.synth.synthetic_set import provenance_path, read_provenance
 
     top = {"protocol": protocol, "seeds": seeds, "balance": balance}
@@ -127,7 +127,7 @@ def experiment_augment(
     if relabelled:
         syn, prov = _without_orphans(real, syn, prov, synthetic)
     if compare is not None:
-        from feraug.evaluate.experiment import run_set_comparison
+        from feraug.pipelines.experiment import run_set_comparison
 
         names = [p.name.removesuffix(".gz").removesuffix(".csv") for p in (synthetic, compare)]
         if names[0] == names[1]:
@@ -212,7 +212,7 @@ def sweep(data: str, source: str, target: str, entries: tuple[str, ...], presets
     an interrupted one resumes, and output made with other settings is an error, never overwritten.
     """
     from feraug.config import ExperimentConfig, build_config
-    from feraug.evaluate.sweep import run_sweep
+    from feraug.pipelines.sweep import run_sweep
     from feraug.train.budget import parse_duration
 
     listed = [*entries, *(p.strip() for p in (presets or "").split(",") if p.strip())]

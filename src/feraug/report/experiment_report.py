@@ -1,4 +1,5 @@
-"""``report.md`` and a self-contained ``report.html`` from an augmentation experiment's ``results.json``.
+"""``report.md`` and a self-contained ``report.html`` from an augmentation experiment's ``results.json``, and the
+report's figures.
 
 The report is built once as a list of blocks (headings, paragraphs, tables, figures, code) and
 rendered twice: Markdown that links the PNGs in ``plots/``, and one HTML file with every figure
@@ -11,14 +12,20 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 import yaml
 
+from feraug.data.dataset import FaceDataset
+from feraug.figures.grid import labelled_grid, save_image
 from feraug.figures.plots import plot_confusion_matrix, plot_per_class_bars, plot_per_class_changes
+from feraug.report.verdict import headline
 
 _SCALARS = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("macro_auc", "macro-AUC"),
             ("macro_precision", "macro precision"), ("macro_recall", "macro recall (balanced accuracy)"))  # fmt: skip
@@ -69,6 +76,45 @@ def _ci(ci: list[float] | None) -> str:
 
 def _p(p: float | None) -> str:
     return "-" if p is None else f"{p:.3g}"
+
+
+def synthetic_faces_grid(data: FaceDataset, synthetic: FaceDataset, sources: np.ndarray, folder: Path,
+                         k: int = 10) -> dict[str, str]:  # fmt: skip
+    """Draw the report's grid of synthetic faces under their sources (if any); returns its file name and caption.
+
+    A reader should see the faces before the tables that judge them. When ``feraug quality`` has
+    scored this very set (its ``quality.json`` in ``<csv>.quality`` beside the CSV, one score per
+    face), the grid shows the ``k`` best and ``k`` worst by the judge's target probability;
+    otherwise ``k`` faces spread evenly over the set, and the caption says how to rank them.
+    """
+    csv = Path(synthetic.source)
+    scores = None
+    qfile = csv.with_name(csv.name.removesuffix(".gz").removesuffix(".csv") + ".quality") / "quality.json"
+    if qfile.is_file():
+        p_target = json.loads(qfile.read_text()).get("per_face", {}).get("p_target")
+        if p_target is not None and len(p_target) == len(synthetic):
+            scores = np.asarray(p_target, dtype=np.float64)
+    n = min(k, len(synthetic))
+    if scores is not None:
+        order = np.argsort(-scores, kind="stable")
+        groups = [("best", order[:n]), ("worst", order[::-1][:n])]
+        caption = (f"The {n} synthetic faces the quality judge found most and least like their target class "
+                   f"(p(target) from {qfile}), each under its source face")  # fmt: skip
+    else:
+        groups = [("", np.linspace(0, len(synthetic) - 1, n).round().astype(np.int64))]
+        caption = (f"{n} synthetic faces spread over the set, each under its source face (run `feraug quality "
+                   f"--synthetic {csv}` to see the best and worst)")  # fmt: skip
+    rows, names = [], []
+    for label, idx in groups:
+        t = torch.from_numpy(np.ascontiguousarray(idx))
+        if (sources[idx] >= 0).all():
+            rows.append(data.images[torch.from_numpy(sources[idx])])
+            names.append(f"{label} source".strip())
+        rows.append(synthetic.images[t])
+        names.append(f"{label} synthetic".strip())
+    name = "synthetic_faces.png"
+    save_image(labelled_grid(rows, names, label_width=110), folder / name)
+    return {"file": name, "caption": caption}
 
 
 def _plots(results: dict[str, Any], name: str, folder: Path) -> list[Block]:
@@ -172,8 +218,6 @@ def report_blocks(results: dict[str, Any], figures: dict[str, list[Block]], lead
 
     ``figures`` maps each evaluation set to its figure blocks.
     """
-    from feraug.evaluate.experiment import headline
-
     data = results["data"]
     guard = results["leakage_guard"]
     n_runs = len(results["runs"])
@@ -310,3 +354,17 @@ def write_report(results: dict[str, Any], out_dir: str | Path) -> dict[str, Path
     page = out / "report.html"
     page.write_text(render_html(blocks))
     return {"markdown": md, "html": page}
+
+
+def set_comparison_markdown(names: Sequence[str], primary: str, table: dict[str, dict[str, Any]],
+                            answers: dict[str, Any]) -> str:  # fmt: skip
+    """``comparison.md`` of synthetic sets run on the same folds and seeds: each arm's scores and the answers."""
+    lines = [f"# Synthetic sets compared: {', '.join(names)}", "",
+             f"Same folds and seeds for every set; mean ± std over runs on {primary}, in %.", "",
+             "| arm | accuracy | macro-F1 |", "|---|---:|---:|"]  # fmt: skip
+    for arm, s in table.items():
+        cells = [f"{100 * s[m]['mean']:.2f} ± {100 * (s[m]['std'] or 0.0):.2f}" for m in ("accuracy", "macro_f1")]
+        lines.append(f"| {arm} | {cells[0]} | {cells[1]} |")
+    lines += ["", *[f"- {v['sentence']}" for v in answers.values()], "",
+              "Each set's own report: " + ", ".join(f"`{name}/report.md`" for name in names) + "."]  # fmt: skip
+    return "\n".join(lines) + "\n"

@@ -5,7 +5,7 @@ what the generator learned from its training faces. So an experiment that evalua
 on a face the generator trained on is contaminated, whichever face was translated. Each run folder
 keeps ``training_rows.npy`` (the sorted data rows, a plain int64 array: loading it runs no code)
 and its SHA-256 in ``meta.json``; the augmentation experiment reads them to find, per fold, how
-many of its test and validation faces each generator saw (:mod:`feraug.evaluate.experiment`).
+many of its test and validation faces each generator saw (:mod:`feraug.evaluate.experiment.arms`).
 """
 
 from __future__ import annotations

@@ -1,34 +1,20 @@
-"""Typed, validated run configurations, presets and overrides.
+"""One config per GAN family: its ``data``, ``net``, ``loss`` and ``optim`` sections and the shared ``train`` section.
 
-A run is described by one pydantic object. Presets are YAML files of field values
-(``feraug/presets/*.yaml``); a user's YAML file and ``--set section.key=value`` overrides are
-applied on top, in that order. Unknown keys and bad values are errors that name the key and the
-value, so a typo never silently falls back to a default. The resolved configuration is saved in
-every run folder and is the single source of truth for what the run did.
+CycleGAN (seeds 000 and 002, :mod:`feraug.models.cyclegan`), the noise GANs (DCGAN, WGAN-GP,
+class-conditional: :mod:`feraug.models.noise_gan`) and the expression family
+(:mod:`feraug.models.expression`). Presets (``feraug/presets/*.yaml``) fill them in.
 """
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
+from feraug.config.base import Strict
 from feraug.data.classes import emotion_index, emotion_name
 from feraug.gan.losses import GanMode
 from feraug.nets.gan_nets import Norm, Output
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot be used; the message names the key and the value."""
-
-
-class Strict(BaseModel):
-    """Base for config sections: unknown keys are errors, assignments are validated."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class DataConfig(Strict):
@@ -378,182 +364,4 @@ class ExpressionGANConfig(Strict):
         if self.data.size % 2**self.net.d_layers:
             raise ValueError(f"data.size={self.data.size} is not divisible by 2**net.d_layers="
                              f"{2**self.net.d_layers}: D halves the face net.d_layers times")  # fmt: skip
-        return self
-
-
-def available_presets(family: str = "cyclegan") -> list[str]:
-    """Names of the shipped presets of a model family."""
-    folder = resources.files("feraug") / "presets"
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml")
-                  and yaml.safe_load(p.read_text()).get("family") == family)  # fmt: skip
-
-
-def _preset_values(name: str, family: str) -> dict[str, Any]:
-    path = resources.files("feraug") / "presets" / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"unknown preset {name!r}: expected one of {', '.join(available_presets(family))}")
-    values = yaml.safe_load(path.read_text()) or {}
-    if values.pop("family", family) != family:
-        raise ConfigError(f"preset {name!r} is not a {family} preset")
-    return {"preset": name, **values}
-
-
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in update.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
-def parse_override(item: str) -> dict[str, Any]:
-    """``"optim.lr_g=1e-4"`` -> ``{"optim": {"lr_g": 1e-4}}`` (the value is parsed as YAML)."""
-    key, sep, raw = item.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"bad override {item!r}: expected section.key=value")
-    value: Any = yaml.safe_load(raw) if raw.strip() else None
-    for part in reversed(key.strip().split(".")):
-        value = {part: value}
-    return value
-
-
-def build_config(
-    model: type[Strict] = CycleGANConfig,
-    *,
-    preset: str | None = None,
-    file: str | Path | None = None,
-    overrides: list[dict[str, Any]] | None = None,
-    family: str = "cyclegan",
-) -> Strict:
-    """Preset, then YAML file, then overrides; validated into ``model``."""
-    values: dict[str, Any] = {}
-    if file is not None:
-        loaded = yaml.safe_load(Path(file).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{file}: expected a mapping of config sections, got {type(loaded).__name__}")
-        preset = preset or loaded.get("preset")
-    if preset is not None:
-        values = _preset_values(preset, family)
-    if file is not None:
-        values = _merge(values, loaded)
-    for update in overrides or []:
-        values = _merge(values, update)
-    try:
-        return model.model_validate(values)
-    except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "config"
-            if err["type"] == "extra_forbidden":
-                problems.append(f"{where}: unknown key")
-                continue
-            shown = (
-                f" (got {err['input']!r})" if err["type"] != "missing" and not isinstance(err["input"], dict) else ""
-            )
-            problems.append(f"{where}: {err['msg']}{shown}")
-        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
-
-
-class ClassifierAugmentConfig(Strict):
-    """Train-time augmentation of a classifier (:func:`feraug.data.augment.classifier_augment`)."""
-
-    crop_padding: int = Field(4, ge=0, description="random crop after padding by this many pixels (a shift)")
-    flip: bool = Field(True, description="random horizontal flip")
-    max_degrees: float = Field(10.0, ge=0.0, le=180.0, description="random rotation in [-max, max] degrees")
-    erase_p: float = Field(0.5, ge=0.0, le=1.0, description="probability of random erasing per image")
-    erase_area: tuple[float, float] = Field((0.02, 0.2), description="erased fraction of the image area (min, max)")
-    degrade_p: float = Field(0.0, ge=0.0, le=1.0, description="probability a face also gets 1-2 random degradations "
-                             "(blur, noise, textures, ...; feraug.data.degrade), also with augment=false: a judge "
-                             "that artefacts do not fool")  # fmt: skip
-
-    @field_validator("erase_area")
-    @classmethod
-    def _area(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not 0.0 < value[0] <= value[1] <= 1.0:
-            raise ValueError(f"erase_area must satisfy 0 < min <= max <= 1, got {list(value)}")
-        return value
-
-
-class ClassifierConfig(Strict):
-    """A complete expression-classifier run (:func:`feraug.train.classifier.fit_classifier`).
-
-    Flat, because a classifier run has few knobs: ``--set lr=0.01`` or ``--set augmentation.erase_p=0``.
-    """
-
-    data: str | None = Field(None, description="dataset the CLI splits with standard_splits (API: pass datasets)")
-    arch: str = Field("simple", description="simple, surreal, vgg, fast or resnet (feraug.nets.classifiers)")
-    arch_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra constructor arguments of arch")
-    size: int = Field(48, ge=16, description="image side length the classifier sees")
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = Field(1e-3, gt=0.0)
-    weight_decay: float = Field(1e-4, ge=0.0)
-    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum (Nesterov); ignored by adamw")
-    schedule: Literal["cosine", "onecycle", "plateau", "constant"] = Field(
-        "cosine", description="per-step cosine to 0, one-cycle, ReduceLROnPlateau on the val metric, or constant"
-    )
-    plateau_factor: float = Field(0.75, gt=0.0, lt=1.0, description="plateau: lr multiplier")
-    plateau_patience: int = Field(5, ge=0, description="plateau: epochs without improvement before a cut")
-    epochs: int = Field(30, ge=1)
-    batch_size: int = Field(64, ge=1)
-    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    class_weights: Literal["none", "balanced"] = Field(
-        "none", description="balanced: weight class k's loss by N / (K * count_k) of the training set"
-    )
-    augment: bool = Field(True, description="random crop, flip, rotation and erasing on the training device")
-    augmentation: ClassifierAugmentConfig = ClassifierAugmentConfig()
-    early_stopping_patience: int | None = Field(None, ge=1, description="epochs without val improvement; None = off")
-    select_metric: Literal["macro_f1", "accuracy"] = Field("macro_f1", description="val metric that picks best.pt")
-    tta: bool = Field(False, description="ten-crop test-time augmentation for validation and the final test")
-    seed: int = 0
-    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
-    amp: bool | Literal["auto"] = Field("auto", description="autocast on CUDA; auto = on for CUDA only")
-    steps_per_epoch: int | None = Field(None, ge=1, description="cap on steps per epoch (quick runs)")
-    epoch_steps: list[PositiveInt] | None = Field(
-        None, description="each epoch's own step count (epochs of them, each at most two passes over the data); "
-        "a time budget writes it to keep the run on time")  # fmt: skip
-    log_every: int = Field(50, ge=1, description="steps between train-loss lines in metrics.jsonl")
-    labels: Literal["fer2013", "ferplus-majority"] = Field(
-        "fer2013", description="label source: the data's own labels, or the FER+ plurality vote (faces without one "
-        "among the seven emotions are left out, in every split)")  # fmt: skip
-    ferplus: str | None = Field(None, description="FER+ votes aligned with data (ferplus.csv.gz); labels=ferplus-*")
-
-    @model_validator(mode="after")
-    def _ferplus_file(self) -> ClassifierConfig:
-        if self.labels != "fer2013" and self.ferplus is None:
-            raise ValueError(f"labels={self.labels} needs ferplus=PATH (the FER+ votes file, ferplus.csv.gz)")
-        return self
-
-
-class ExperimentConfig(Strict):
-    """The augmentation experiment: protocol, seeds, the classifier every arm trains, balancing, statistics.
-
-    See :mod:`feraug.evaluate.experiment.arms` for the arms and :mod:`feraug.evaluate.experiment.protocols`
-    for the splits.
-    """
-
-    protocol: Literal["standard", "kfold", "tstr", "trts"] = Field(
-        "standard", description="standard (Usage splits), kfold (seed 002: fixed test set + repeated k-fold), "
-        "tstr (train synthetic, test real), trts (train real, test synthetic)")  # fmt: skip
-    seeds: int = Field(7, ge=1, description="train every arm with seeds 0..seeds-1 (same seed = same init, order); "
-                       "7 gives ~80% power for a +2 pt macro-F1 gain at FER2013-like seed spread (README)")
-    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
-    balance: int | None = Field(None, ge=1, description="add synthetic faces per class up to this many training "
-                                "faces (never more than exist); None adds them all")  # fmt: skip
-    n_per_class_test: int = Field(100, ge=1, description="kfold: faces per class in the fixed test set")
-    repeats: int = Field(3, ge=1, description="kfold: repeats of the stratified k-fold split")
-    folds: int = Field(10, ge=2, description="kfold: k")
-    val_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="share of the training faces early stopping "
-                                "selects on where no split provides a validation set (always, in kfold)")  # fmt: skip
-    generator_overlap: Literal["refuse", "drop", "report"] = Field(
-        "refuse", description="when a generator trained on faces a fold tests on (its run's training_rows.npy): "
-        "refuse to run, drop its synthetic faces from that fold, or keep them and report the overlap")  # fmt: skip
-    n_boot: int = Field(2000, ge=100, description="paired bootstrap resamples")
-    primary_metric: Literal["macro_f1", "accuracy"] = Field(
-        "macro_f1", description="the endpoint the verdict decides on; the other is reported as secondary")
-    min_gain: float = Field(0.02, gt=0.0, lt=1.0, description="smallest gain in the primary metric worth finding "
-                            "(0.02 = 2 points): NO means the interval rules out a gain this large")  # fmt: skip
-
-    @model_validator(mode="after")
-    def _balance_needs_arms(self) -> ExperimentConfig:
-        if self.balance is not None and self.protocol in ("tstr", "trts"):
-            raise ValueError(f"balance applies to the standard and kfold protocols, not {self.protocol}")
         return self

@@ -29,7 +29,7 @@ from scipy.stats import wilcoxon
 from feraug.api import train_cyclegan
 from feraug.config import ClassifierConfig, CycleGANConfig, build_config, parse_override
 from feraug.data import emotion_index, make_toy_faces, render_pairs
-from feraug.data.toy import expression_mask
+from feraug.data.toy_drawing import expression_mask
 from feraug.evaluate.classifier import predict_proba, train_classifier
 from feraug.evaluate.instrument.image_quality import mean_abs_error, ssim
 from feraug.figures.grid import labelled_grid, save_image

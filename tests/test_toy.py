@@ -7,17 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-import feraug.data.toy as toy
+import feraug.data.toy_drawing as toy_drawing
+import feraug.data.toy_params as toy_params
 from feraug.data.classes import EMOTIONS
 from feraug.data.dataset import SPLITS, FaceDataset
-from feraug.data.toy import (
-    FER2013_PROPORTIONS,
-    ToyFaceGenerator,
-    ToyIdentity,
-    expression_mask,
-    make_toy_faces,
-    render_pairs,
-)
+from feraug.data.toy import FER2013_PROPORTIONS, ToyFaceGenerator, make_toy_faces, render_pairs
+from feraug.data.toy_drawing import expression_mask
+from feraug.data.toy_params import ToyIdentity
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +42,7 @@ def test_deterministic_per_seed() -> None:
     assert not torch.equal(a.images, c.images)
     g1, g2 = ToyFaceGenerator(seed=9), ToyFaceGenerator(seed=9)
     first, again = g1.sample_identities(5), g2.sample_identities(5)
-    assert all(np.array_equal(getattr(first, k), getattr(again, k)) for k in toy._IDENTITY_RANGES)
+    assert all(np.array_equal(getattr(first, k), getattr(again, k)) for k in toy_params.IDENTITY_RANGES)
     assert not np.array_equal(g1.sample_identities(5).face_w, first.face_w)  # the stream moves on
 
 
@@ -138,10 +134,10 @@ def test_render_windows_never_clip_features(monkeypatch: pytest.MonkeyPatch) -> 
     g = ToyFaceGenerator(seed=7)
     ident = g.sample_identities(700)
     labels = np.arange(700) % 7
-    for intensity in (toy._INTENSITY_CAP, 0.0):
+    for intensity in (toy_params.INTENSITY_CAP, 0.0):
         windowed = g.render(ident, labels, intensity=intensity, nuisance_seed=1)
         with monkeypatch.context() as m:
-            m.setattr(toy, "_render_windows", lambda size: dict.fromkeys(("ears", "eyes", "nose", "mouth"),
+            m.setattr(toy_drawing, "render_windows", lambda size: dict.fromkeys(("ears", "eyes", "nose", "mouth"),
                                                                           (0, size, 0, size)))  # fmt: skip
             full = g.render(ident, labels, intensity=intensity, nuisance_seed=1)
         assert (windowed.int() - full.int()).abs().max() <= 1

@@ -34,8 +34,7 @@ from feraug.evaluate.classifier import predict_proba, train_classifier
 from feraug.evaluate.instrument.image_quality import mean_abs_error, ssim
 from feraug.figures.grid import labelled_grid, save_image
 from feraug.synth.translate import load_translator
-from feraug.train.classifier_run import last_checkpoint
-from feraug.train.trainer import checkpoint_path
+from feraug.train.run_folder import last_checkpoint
 
 
 def _positive(text: str) -> int:
@@ -74,7 +73,7 @@ def main() -> None:
     cfg = build_config(CycleGANConfig, preset=args.preset, overrides=[parse_override(s) for s in sets])
     # An interrupted run continues where it stopped (a finished one returns at once) instead of being
     # evaluated half-trained; the seconds below then count only this invocation's training.
-    train_cyclegan(cfg, run, resume=checkpoint_path(run).exists())
+    train_cyclegan(cfg, run, resume=last_checkpoint(run).exists())
     gan_seconds = time.perf_counter() - t0
 
     # An expression classifier trained on *other* toy faces (different seed, so different identities).

@@ -18,7 +18,8 @@ from feraug.data import make_toy_faces, standard_splits
 from feraug.evaluate.classifier import train_classifier
 from feraug.train.budget import OnTime, plan_schedule, resize_remaining
 from feraug.train.budget import parse_duration as seconds
-from feraug.train.trainer import Schedule, checkpoint_path
+from feraug.train.run_folder import last_checkpoint
+from feraug.train.trainer import Schedule
 
 TINY = ["net.ngf=8", "net.n_blocks=1", "net.ndf=8", "optim.batch_size=4", "optim.pool_size=4", "optim.epochs=2",
         "optim.epochs_decay=2", "data.source=neutral", "data.target=happy", "train.device=cpu"]  # fmt: skip
@@ -91,7 +92,7 @@ def test_gan_budget_resumes_and_reruns_exactly(tmp_path: Path) -> None:
     train_cyclegan(resolved, split, resume=True, data=faces, progress=False)
     straight = train_cyclegan(resolved, tmp_path / "straight", data=faces, progress=False)  # a re-run, no budget
     assert straight.step == plan.total_steps
-    a, b = (load_checkpoint(checkpoint_path(tmp_path / r)) for r in ("straight", "split"))
+    a, b = (load_checkpoint(last_checkpoint(tmp_path / r)) for r in ("straight", "split"))
     for group in ("networks", "optimizers"):
         for name in a[group]:
             flat_a, flat_b = (torch.cat([v.flatten().float() for v in _tensors(x[group][name])]) for x in (a, b))
@@ -190,7 +191,7 @@ def test_corrected_schedules_rerun_and_resume_exactly(tmp_path: Path, monkeypatc
         resolved = build_config(CycleGANConfig, file=tmp_path / "budget" / "config.yaml")
         train_cyclegan(resolved, tmp_path / "split", data=faces, progress=False, stop_at=steps[0] + 1)
         train_cyclegan(resolved, tmp_path / "split", resume=True, data=faces, progress=False)
-        states = [load_checkpoint(checkpoint_path(tmp_path / r)) for r in ("budget", "split")]
+        states = [load_checkpoint(last_checkpoint(tmp_path / r)) for r in ("budget", "split")]
         for group in ("networks", "optimizers"):
             for name in states[0][group]:
                 a, b = (torch.cat([v.flatten().float() for v in _tensors(x[group][name])]) for x in states)

@@ -21,8 +21,8 @@ from feraug.core.checkpoint import CheckpointError, load_checkpoint, save_checkp
 from feraug.data import FaceDataset, make_toy_faces, standard_splits
 from feraug.data.augment import classifier_augment, ten_crop, to_float
 from feraug.evaluate.classifier import evaluate_classifier, load_classifier, predict_proba, train_classifier
-from feraug.train.classifier_run import ClassifierRun, best_checkpoint, last_checkpoint, lr_factor
-from feraug.train.trainer import TrainingDivergedError
+from feraug.train.classifier_run import ClassifierRun, lr_factor
+from feraug.train.run_folder import TrainingDivergedError, best_checkpoint, last_checkpoint
 
 SIZE = 32  # toy faces at 32x32 keep every run in this file to seconds
 TINY: dict[str, Any] = {"arch": "vgg", "arch_kwargs": {"width": 0.125, "fc": 64}, "size": SIZE, "device": "cpu",

@@ -18,7 +18,7 @@ from feraug.models.base import StepContext
 from feraug.models.cyclegan import CycleGAN
 from feraug.synth.synthetic_set import read_provenance
 from feraug.synth.translate import translate
-from feraug.train.trainer import TrainingDivergedError, checkpoint_path
+from feraug.train.run_folder import TrainingDivergedError, last_checkpoint
 
 TINY = ["net.ngf=8", "net.n_blocks=1", "net.ndf=8", "train.log_every=2", "optim.pool_size=4"]
 
@@ -35,7 +35,7 @@ def config(preset: str, *sets: str) -> CycleGANConfig:
 
 
 def state_tensors(run: Path) -> dict[str, torch.Tensor]:
-    state = load_checkpoint(checkpoint_path(run))
+    state = load_checkpoint(last_checkpoint(run))
     out = {}
     for group in ("networks", "ema"):
         for net, sd in state[group].items():
@@ -63,7 +63,7 @@ def test_resume_is_bitwise_exact(tmp_path: Path, faces: FaceDataset, preset: str
 
     split = tmp_path / "split"
     train_cyclegan(config(preset, *sets), split, data=faces, progress=False, stop_at=3)  # the same run, interrupted
-    assert load_checkpoint(checkpoint_path(split))["step"] == 3
+    assert load_checkpoint(last_checkpoint(split))["step"] == 3
     with pytest.raises(ValueError, match="stop_at must be a step >= 1, got 0"):
         train_cyclegan(config(preset, *sets), split, resume=True, data=faces, progress=False, stop_at=0)
     train_cyclegan(config(preset, *sets), split, resume=True, data=faces, progress=False)
@@ -107,7 +107,7 @@ def test_resume_mid_epoch_is_bitwise_exact(
         with pytest.raises(KeyboardInterrupt):
             train_cyclegan(config("cyclegan-improved", *sets), split, data=faces, progress=False)
         monkeypatch.undo()
-    assert load_checkpoint(checkpoint_path(split))["step"] == 4  # mid-epoch: 4 = one step into epoch 2 of 3 steps
+    assert load_checkpoint(last_checkpoint(split))["step"] == 4  # mid-epoch: 4 = one step into epoch 2 of 3 steps
     train_cyclegan(config("cyclegan-improved", *sets), split, resume=True, data=faces, progress=False)
 
     a, b = state_tensors(straight), state_tensors(split)
@@ -140,19 +140,19 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(
     sets = ["optim.epochs=2", "optim.epochs_decay=0", "train.steps_per_epoch=2"]
     cfg1 = config("cyclegan", "optim.epochs=1", *sets[1:])
     train_cyclegan(cfg1, tmp_path, data=faces, progress=False)
-    before = checkpoint_path(tmp_path).read_bytes()
+    before = last_checkpoint(tmp_path).read_bytes()
     real = AdversarialLoss.generator
     monkeypatch.setattr(AdversarialLoss, "generator", lambda self, s: real(self, s) * float("nan"))
     with pytest.raises(TrainingDivergedError, match=r"G/adv_A=nan.*last good checkpoint .*last\.pt \(step 2\)"):
         train_cyclegan(config("cyclegan", *sets), tmp_path, resume=True, data=faces, progress=False)
-    assert checkpoint_path(tmp_path).read_bytes() == before
+    assert last_checkpoint(tmp_path).read_bytes() == before
 
 
 def test_exploding_loss_is_caught(tmp_path: Path, faces: FaceDataset) -> None:
     cfg = config("cyclegan", "optim.epochs=1", "optim.epochs_decay=0", "train.steps_per_epoch=2", "train.max_loss=1e-3")
     with pytest.raises(TrainingDivergedError, match=r"above max_loss=0\.001; no checkpoint was written yet"):
         train_cyclegan(cfg, tmp_path, data=faces, progress=False)
-    assert not checkpoint_path(tmp_path).exists()
+    assert not last_checkpoint(tmp_path).exists()
 
 
 def test_checkpoint_of_another_model_is_refused(tmp_path: Path, faces: FaceDataset) -> None:
@@ -161,7 +161,7 @@ def test_checkpoint_of_another_model_is_refused(tmp_path: Path, faces: FaceDatas
     with pytest.raises(CheckpointError, match=r"architecture differs in \['F', 'G'\]"):
         train_cyclegan(config("cyclegan", *sets, "net.ngf=16"), tmp_path, resume=True, data=faces, progress=False)
     with pytest.raises(CheckpointError, match="checkpoint of a 'cyclegan' model, expected 'dcgan'"):
-        load_checkpoint(checkpoint_path(tmp_path), family="dcgan")
+        load_checkpoint(last_checkpoint(tmp_path), family="dcgan")
     junk = tmp_path / "junk.pt"
     torch.save({"weights": 1}, junk)
     with pytest.raises(CheckpointError, match="not a feraug checkpoint"):

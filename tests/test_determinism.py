@@ -19,7 +19,7 @@ import torch
 
 from feraug.core.checkpoint import load_checkpoint
 from feraug.gan.image_pool import ImagePool
-from feraug.train.trainer import checkpoint_path
+from feraug.train.run_folder import last_checkpoint
 
 # A tiny CycleGAN with every random stream on: augmentation, a small pool (so batches often draw one slot
 # twice), DiffAugment and instance noise on D_B, EMA; two epochs (an epoch boundary, lr decay, a sample grid).
@@ -73,7 +73,7 @@ def provenance(path: Path) -> list[dict[str, str]]:
 def test_a_gan_trained_twice_with_one_seed_is_bitwise_the_same(tmp_path: Path) -> None:
     """Fresh processes, the same seed: equal weights, EMA weights, optimizer moments, pools, losses, translations."""
     a, b = (train_and_translate(tmp_path / name) for name in ("a", "b"))
-    sa, sb = (load_checkpoint(checkpoint_path(r / "run")) for r in (a, b))
+    sa, sb = (load_checkpoint(last_checkpoint(r / "run")) for r in (a, b))
     assert sa["step"] == sb["step"] == 24
     ta, tb = tensors({k: sa[k] for k in ("networks", "ema", "optimizers", "extra")}), tensors(
         {k: sb[k] for k in ("networks", "ema", "optimizers", "extra")})  # fmt: skip

@@ -25,8 +25,8 @@ from feraug.nets.gan_nets import ResnetGenerator
 from feraug.train import launch as train_launch
 from feraug.train.distributed import DistInfo, shard
 from feraug.train.families import get_family
+from feraug.train.run_folder import last_checkpoint
 from feraug.train.sampler import DomainSampler
-from feraug.train.trainer import checkpoint_path
 
 TINY = ["net.ngf=8", "net.n_blocks=1", "net.ndf=8", "train.log_every=3", "train.ema_decay=0.9"]
 SCHEDULE = ["optim.epochs=1", "optim.epochs_decay=1", "train.steps_per_epoch=3", "optim.batch_size=4"]
@@ -60,7 +60,7 @@ def torchrun(out: Path, *args: str) -> None:
 
 
 def weights(run: Path) -> dict[str, torch.Tensor]:
-    state = load_checkpoint(checkpoint_path(run))
+    state = load_checkpoint(last_checkpoint(run))
     return {f"{g}.{n}.{k}": v for g in ("networks", "ema") for n, sd in state[g].items() for k, v in sd.items()}
 
 
@@ -147,7 +147,7 @@ def one_process(out: Path, sets: list[str], **env: str) -> None:
 
 def translations(run: Path, x: torch.Tensor) -> torch.Tensor:
     g = ResnetGenerator(1, 1, 8, 1)
-    g.load_state_dict(load_checkpoint(checkpoint_path(run))["networks"]["G"])
+    g.load_state_dict(load_checkpoint(last_checkpoint(run))["networks"]["G"])
     return g(x).detach()
 
 
@@ -224,7 +224,7 @@ def test_divergence_stops_every_process(tmp_path: Path) -> None:
                   "--out", str(tmp_path / "run"), "--device", "cpu")  # fmt: skip
     assert done.returncode != 0
     assert done.stderr.count("training diverged at or before step 3") == 2  # both ranks, no hang
-    assert not checkpoint_path(tmp_path / "run").exists()
+    assert not last_checkpoint(tmp_path / "run").exists()
 
 
 NAN = """
@@ -235,7 +235,7 @@ from feraug.config import CycleGANConfig, build_config, parse_override
 from feraug.data import make_toy_faces
 from feraug.gan.losses import AdversarialLoss
 from feraug.train.distributed import shutdown
-from feraug.train.trainer import TrainingDivergedError, checkpoint_path
+from feraug.train.run_folder import TrainingDivergedError, last_checkpoint
 
 out, sets = Path(sys.argv[1]), sys.argv[2:]
 cfg = build_config(CycleGANConfig, preset="cyclegan", overrides=[parse_override(s) for s in sets])
@@ -243,7 +243,7 @@ trainer = build_cyclegan_trainer(cfg, out / "run", data=make_toy_faces(n=400, se
 try:
     trainer.fit(stop_at=3)  # a good checkpoint at step 3 (end of epoch 1)
     if trainer.dist.is_main:
-        shutil.copy(checkpoint_path(out / "run"), out / "good.pt")
+        shutil.copy(last_checkpoint(out / "run"), out / "good.pt")
     if trainer.dist.rank == 1:  # one process only, in the last step (0-based 5) before the flush at step 6:
         real = AdversarialLoss.generator  # rank 0's own losses stay finite, only the shared flag can stop it
         AdversarialLoss.generator = lambda self, s: real(self, s) * (float("nan") if trainer.step == 5 else 1.0)
@@ -287,7 +287,7 @@ def test_resume_under_two_processes_is_bitwise_exact(tmp_path: Path) -> None:
     torchrun(tmp_path / "split", *cli_args(*sets), *args, "--stop-at-step", "3")
     torchrun(tmp_path / "split", *cli_args(*sets), "--resume")
 
-    a, b = load_checkpoint(checkpoint_path(tmp_path / "straight")), load_checkpoint(checkpoint_path(tmp_path / "split"))
+    a, b = load_checkpoint(last_checkpoint(tmp_path / "straight")), load_checkpoint(last_checkpoint(tmp_path / "split"))
     assert a["step"] == b["step"] == 6 and a["world"] == 2
     wa, wb = weights(tmp_path / "straight"), weights(tmp_path / "split")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
@@ -309,7 +309,7 @@ def test_time_budget_resolves_one_schedule_for_every_process(tmp_path: Path) -> 
     it runs (OnTime), or their collectives would differ and the run would hang or fail."""
     torchrun(tmp_path / "run", *cli_args("optim.epochs=1", "optim.epochs_decay=1", "optim.batch_size=4"),
              "--time-budget", "15s")  # fmt: skip
-    state = load_checkpoint(checkpoint_path(tmp_path / "run"))
+    state = load_checkpoint(last_checkpoint(tmp_path / "run"))
     budget = json.loads((tmp_path / "run" / "meta.json").read_text())["budget"]
     ran = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["epoch_steps"]
     assert state["step"] == sum(ran) > 2 and budget["total_steps"] > 2 and state["world"] == 2

@@ -22,7 +22,7 @@ from feraug.models.cyclegan import CycleGAN
 from feraug.nets.gan_nets import RDNBGenerator
 from feraug.train.feature_extractor import perceptual_records
 from feraug.train.provenance import read_training_rows
-from feraug.train.trainer import checkpoint_path
+from feraug.train.run_folder import last_checkpoint
 
 SIZE = 32
 TOY = "toy:300"
@@ -48,7 +48,7 @@ def config(preset: str, *sets: str, phi: Path | None = None) -> CycleGANConfig:
 
 
 def state_tensors(run: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    state = load_checkpoint(checkpoint_path(run))
+    state = load_checkpoint(last_checkpoint(run))
     out = {}
     for group in ("networks", "ema"):
         for net, sd in state[group].items():
@@ -85,7 +85,7 @@ def test_presets_train_resume_exactly_and_translate(tmp_path: Path, phi: Path, p
         assert set(ada_a) == {"D_B"} and ada_a["D_B"]["observations"] == 0  # interval 1: p updated every step
         assert ada_a["D_B"]["p"] * 8 == pytest.approx(round(ada_a["D_B"]["p"] * 8))  # moves in steps of 1/8
     if cfg.net.generator == "rdnb":
-        g = load_checkpoint(checkpoint_path(straight))["arch"]["G"]
+        g = load_checkpoint(last_checkpoint(straight))["arch"]["G"]
         assert g["name"] == "rdnb-generator" and g["res_scale"] == 0.5 and g["n_dense_blocks"] == 2
     assert (straight / "curves.png").is_file()
     out = tmp_path / "syn.csv"
@@ -148,7 +148,7 @@ def test_perceptual_loss_records_phi_and_the_faces_it_learned_from(tmp_path: Pat
     best = phi / "checkpoints" / "best.pt"
     assert meta["perceptual"]["sha256"] == hashlib.sha256(best.read_bytes()).hexdigest()
     assert meta["perceptual"]["kind"] == "feraug-classifier" and meta["perceptual"]["faces"]["in_training_rows"]
-    state = load_checkpoint(checkpoint_path(run))
+    state = load_checkpoint(last_checkpoint(run))
     assert set(state["networks"]) == {"G", "F", "D_A", "D_B"}
     rows = read_training_rows(run)
     assert rows is not None and meta["perceptual"]["faces"]["n_trained"] > 0

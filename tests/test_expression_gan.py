@@ -27,7 +27,7 @@ from feraug.nets.expression_nets import ExpressionDiscriminator, ExpressionGener
 from feraug.nets.registry import build_gan_net
 from feraug.synth.synthetic_set import read_provenance
 from feraug.train.families import expression_faces, get_family
-from feraug.train.trainer import checkpoint_path
+from feraug.train.run_folder import last_checkpoint
 
 TINY = ["net.ngf=4", "net.n_blocks=1", "net.ndf=4", "optim.batch_size=4", "train.log_every=2"]
 TINY_CLI = [arg for s in ("net.ngf=4", "net.n_blocks=1", "net.ndf=4") for arg in ("--set", s)]
@@ -157,7 +157,7 @@ def test_config_and_data_errors_name_the_problem(faces: FaceDataset) -> None:
 
 
 def state_tensors(run: Path) -> dict[str, torch.Tensor]:
-    state = load_checkpoint(checkpoint_path(run), family="expression")
+    state = load_checkpoint(last_checkpoint(run), family="expression")
     out = {}
     for group in ("networks", "ema"):
         for net, sd in state[group].items():
@@ -182,7 +182,7 @@ def test_stop_at_step_and_resume_equals_an_uninterrupted_run_bitwise(
     straight, split = tmp_path / "straight", tmp_path / "split"
     train(config(*sets), straight, data=faces, progress=False)
     train(config(*sets), split, data=faces, progress=False, stop_at=4)
-    assert load_checkpoint(checkpoint_path(split))["step"] == 4
+    assert load_checkpoint(last_checkpoint(split))["step"] == 4
     train(config(*sets), split, resume=True, data=faces, progress=False)
     a, b = state_tensors(straight), state_tensors(split)
     assert a.keys() == b.keys() and any(k.startswith("ema.G.") for k in a) and any(k.startswith("opt.D.") for k in a)

@@ -22,8 +22,8 @@ from feraug.nets.registry import build_gan_net
 from feraug.synth.sample import sample
 from feraug.synth.synthetic_set import read_provenance
 from feraug.train.families import FAMILIES, get_family, noise_gan_faces
+from feraug.train.run_folder import last_checkpoint
 from feraug.train.sampler import LabelledSampler
-from feraug.train.trainer import checkpoint_path
 
 TINY = ["net.ngf=8", "net.ndf=8", "net.z_dim=16", "optim.batch_size=8", "train.log_every=2"]
 
@@ -155,7 +155,7 @@ def test_class_faces_are_renumbered_and_an_absent_class_is_an_error(faces: FaceD
 
 
 def state_tensors(run: Path) -> dict[str, torch.Tensor]:
-    state = load_checkpoint(checkpoint_path(run))
+    state = load_checkpoint(last_checkpoint(run))
     out = {}
     for group in ("networks", "ema"):
         for net, sd in state[group].items():
@@ -181,7 +181,7 @@ def test_every_preset_trains_and_resumes_bitwise(tmp_path: Path, faces: FaceData
     assert not different, f"resumed run differs in {different[:5]}"
     log = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 10 and all(np.isfinite(r["D/loss"]) for r in log)
-    state = load_checkpoint(checkpoint_path(straight), family="dcgan")
+    state = load_checkpoint(last_checkpoint(straight), family="dcgan")
     # n_critic: the generator took one step per n_critic discriminator steps.
     n_critic = config(preset).loss.n_critic
     g_steps = {int(s["step"]) for s in state["optimizers"]["G"]["state"].values()}
@@ -223,7 +223,7 @@ def test_sample_cli_writes_rows_provenance_and_refuses_what_it_cannot(tmp_path: 
     r = runner.invoke(main, ["translate", "--run", str(neutral), "--n", "5", "--from", "neutral", "--out", str(out)])
     assert r.exit_code != 0 and "checkpoint of a 'dcgan' model, expected 'cyclegan'" in r.output
     with pytest.raises(CheckpointError, match="checkpoint of a 'dcgan' model"):
-        load_checkpoint(checkpoint_path(neutral), family="cyclegan")
+        load_checkpoint(last_checkpoint(neutral), family="cyclegan")
 
 
 def test_experiment_keeps_sampled_faces_they_have_no_source_to_leak(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from feraug.data import dataset_stats, load_fer2013_csv, make_toy_faces, write_f
 from feraug.figures.grid import class_grid, save_image
 from feraug.synth.translate import translate
 from feraug.train.launch import train
+from feraug.train.run_folder import last_checkpoint
 
 #: The demo's judge: the fast classifier, no augmentation, a high learning rate: enough to fit toy faces in seconds.
 DEMO_JUDGE = ("epochs=20", "batch_size=64", "augment=false", "lr=1e-2")
@@ -57,7 +58,7 @@ def run_demo(
             f"optim.epochs_decay={gan_epochs}", f"train.steps_per_epoch={gan_steps}", f"train.seed={seed}",
             "train.ema_decay=0.95", f"train.log_every={max(1, gan_steps // 3)}"]  # fmt: skip
     cfg = build_config(CycleGANConfig, preset="cyclegan", overrides=[parse_override(s) for s in sets])
-    trainer = train(cfg, run, resume=(run / "checkpoints" / "last.pt").exists(), data=data,
+    trainer = train(cfg, run, resume=last_checkpoint(run).exists(), data=data,
                              progress=progress)  # fmt: skip
     echo(f"[2/5] CycleGAN neutral -> disgust ({cfg.preset}, {trainer.step} steps) in {run}")
     echo(f"      samples: {trainer.run_dir / 'samples' / 'latest.png'}")

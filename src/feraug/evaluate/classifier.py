@@ -25,14 +25,8 @@ from feraug.evaluate.metrics import classification_metrics
 from feraug.figures.plots import plot_confusion_matrix, plot_per_class_bars
 from feraug.nets.classifiers import ExpressionClassifier, classifier_from_arch
 from feraug.train.classifier import fit_classifier
-from feraug.train.classifier_run import (
-    FAMILY,
-    ClassifierRun,
-    best_checkpoint,
-    default_tta_padding,
-    memory_format,
-    tta_padding_for,
-)
+from feraug.train.classifier_run import FAMILY, ClassifierRun, default_tta_padding, memory_format, tta_padding_for
+from feraug.train.run_folder import best_checkpoint
 
 
 def validation_scores(net: ExpressionClassifier, val: FaceDataset, device: torch.device, *, tta: bool,

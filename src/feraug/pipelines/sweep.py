@@ -62,7 +62,7 @@ from feraug.report.verdict import METRIC_LABELS
 from feraug.synth.synthetic_set import load_synthetic_set, provenance_path, read_provenance
 from feraug.synth.translate import translate
 from feraug.train.launch import train as train_gan
-from feraug.train.trainer import checkpoint_path
+from feraug.train.run_folder import last_checkpoint
 
 #: Config fields a time budget resolves (and keeps re-sizing) into the run's config.yaml, and the device, which
 #: may change between invocations: differences there do not make a finished GAN another entry's.
@@ -273,7 +273,7 @@ def _train_stage(cfg: CycleGANConfig, entry_dir: Path, *, time_budget: float | N
     error: silently reusing it would credit one preset with another's generator.
     """
     run, done = entry_dir / "gan", entry_dir / "gan.done.json"
-    ckpt = checkpoint_path(run)
+    ckpt = last_checkpoint(run)
     if ckpt.exists():
         saved = CycleGANConfig.model_validate(yaml.safe_load((run / "config.yaml").read_text()))
         budgeted = time_budget is not None or "budget" in json.loads((run / "meta.json").read_text())
@@ -302,7 +302,7 @@ def _translate_stage(entry_dir: Path, n: int, source: str, seed: int,
     """
     run, csv = entry_dir / "gan", entry_dir / f"synthetic_{n}.csv"
     prov_file, marker = provenance_path(csv), entry_dir / f"synthetic_{n}.seed.json"
-    sha = file_sha256(checkpoint_path(run))
+    sha = file_sha256(last_checkpoint(run))
     if csv.is_file():
         prov = read_provenance(prov_file) if prov_file.is_file() else {}
         recorded = json.loads(marker.read_text()).get("seed") if marker.is_file() else None

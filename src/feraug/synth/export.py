@@ -39,8 +39,8 @@ from feraug.data.classes import EMOTIONS, emotion_index, emotion_name
 from feraug.data.toy import make_toy_faces
 from feraug.nets.registry import build_gan_net
 from feraug.synth.translate import TRANSLATING_FAMILIES, load_translator
+from feraug.train.run_folder import last_checkpoint
 from feraug.train.runinfo import git_revision
-from feraug.train.trainer import checkpoint_path
 
 FORMATS = ("torchscript", "onnx")
 FILES = {"torchscript": "generator.pt", "onnx": "generator.onnx"}
@@ -113,7 +113,7 @@ def load_exportable(run: str | Path, *, source: str | None = None, target: str |
     expression needs ``target`` (its generator never reads the source), a noise GAN ``target`` when it
     learned several classes. EMA weights when the run kept them and ``use_ema``."""
     run = Path(run)
-    ckpt = checkpoint_path(run)
+    ckpt = last_checkpoint(run)
     state = load_checkpoint(ckpt)
     family = state.get("family")
     if family == "dcgan":

@@ -23,7 +23,7 @@ from feraug.data.fer2013 import write_fer2013_csv
 from feraug.figures.grid import labelled_grid, save_image
 from feraug.nets.registry import build_gan_net
 from feraug.synth.synthetic_set import NO_SOURCE, write_provenance
-from feraug.train.trainer import checkpoint_path
+from feraug.train.run_folder import last_checkpoint
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def draw(run: str | Path, n: int, emotion: str, *, seed: int = 0, use_ema: bool 
     """``n`` faces of ``emotion`` from the noise GAN of ``run`` (EMA weights when kept), in eval mode."""
     if n < 1:
         raise ValueError(f"asked for {n} faces; need at least 1")
-    ckpt = checkpoint_path(Path(run))
+    ckpt = last_checkpoint(Path(run))
     state = load_checkpoint(ckpt, family="dcgan")
     cfg = NoiseGANConfig.model_validate(state["config"])
     name = emotion_name(emotion_index(emotion))

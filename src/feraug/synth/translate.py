@@ -32,7 +32,7 @@ from feraug.figures.grid import labelled_grid, save_image
 from feraug.nets.registry import build_gan_net
 from feraug.synth.sample import draw
 from feraug.synth.synthetic_set import NO_SOURCE, write_provenance
-from feraug.train.trainer import checkpoint_path
+from feraug.train.run_folder import last_checkpoint
 
 #: Families whose runs ``translate`` reads.
 TRANSLATING_FAMILIES = ("cyclegan", "expression")
@@ -107,7 +107,7 @@ def load_translator(run: str | Path, source: str, *, target: str | None = None, 
     expression run's ``target`` is required and may be any emotion but ``source``. EMA weights are used
     when the run kept them (they are smoother than the raw generator).
     """
-    ckpt = checkpoint_path(Path(run))
+    ckpt = last_checkpoint(Path(run))
     state = load_checkpoint(ckpt)
     family = state.get("family")
     if family not in TRANSLATING_FAMILIES:

@@ -48,8 +48,9 @@ import torch
 from feraug.config import ClassifierConfig
 from feraug.data.dataset import FaceDataset
 from feraug.train.budget import END_MARGIN, HEADROOM, OnTime, plan_schedule
-from feraug.train.classifier_run import ClassifierFit, ClassifierRun, Validator, last_checkpoint
+from feraug.train.classifier_run import ClassifierFit, ClassifierRun, Validator
 from feraug.train.device import resolve_device
+from feraug.train.run_folder import last_checkpoint
 from feraug.train.runinfo import write_run_info
 
 

@@ -7,7 +7,6 @@ divergence guard, precision and layout) is described in :mod:`feraug.train.class
 
 
 import dataclasses
-import json
 import math
 import tempfile
 import time
@@ -29,8 +28,14 @@ from feraug.data.degrade import degrade_batch
 from feraug.nets.classifiers import ExpressionClassifier, build_classifier, classifier_from_arch
 from feraug.train.budget import BudgetPlan, OnTime, synchronize
 from feraug.train.device import autocast_dtype
+from feraug.train.run_folder import (
+    TrainingDivergedError,
+    append_metrics,
+    best_checkpoint,
+    last_checkpoint,
+    truncate_metrics,
+)
 from feraug.train.runinfo import write_config
-from feraug.train.trainer import TrainingDivergedError
 
 #: ``family`` of classifier checkpoints; loading another family's checkpoint is a clear error.
 FAMILY = "classifier"
@@ -69,16 +74,6 @@ class ClassifierRun:
     run_dir: Path | None
     config: ClassifierConfig | None = None
     budget: BudgetPlan | None = None
-
-
-def last_checkpoint(run_dir: Path) -> Path:
-    """Where a classifier run keeps the state to resume from."""
-    return run_dir / "checkpoints" / "last.pt"
-
-
-def best_checkpoint(run_dir: Path) -> Path:
-    """Where a classifier run keeps its selected weights."""
-    return run_dir / "checkpoints" / "best.pt"
 
 
 def default_tta_padding(size: int) -> int:
@@ -134,13 +129,6 @@ def _state_to_cpu(net: torch.nn.Module) -> dict[str, torch.Tensor]:
 #: ``accuracy``, ``macro_f1`` and ``macro_auc`` (:func:`feraug.evaluate.metrics.classification_metrics`);
 #: the loop only selects and logs by them, the caller decides how faces are predicted.
 Validator = Callable[[ExpressionClassifier, FaceDataset, torch.device], tuple[dict[str, Any], float]]
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines written after the checkpoint being resumed (the interrupted epoch's)."""
-    if path.exists():
-        kept = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
-        path.write_text("".join(f"{ln}\n" for ln in kept))
 
 
 class ClassifierFit:
@@ -241,7 +229,7 @@ class ClassifierFit:
             self.best_state, self.best_metrics = best["weights"], best["metrics"]
             # best.pt is self-consistent (weights and their score); it wins if the two ever disagree
             self.best_epoch, self.best_score = int(best["epoch"]), float(best["score"])
-        _truncate_log(self.run_dir / "metrics.jsonl", self.step)
+        truncate_metrics(self.run_dir, self.step)
 
     def _save_best(self) -> None:
         if self.run_dir is None:
@@ -441,8 +429,7 @@ class ClassifierFit:
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.run_dir is not None:
-            with (self.run_dir / "metrics.jsonl").open("a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_metrics(self.run_dir, record)
 
     def result(self) -> ClassifierRun:
         """The best weights as a fresh CPU net in eval mode."""

@@ -32,6 +32,7 @@ from feraug.gan.perceptual import FeatureExtractor
 from feraug.nets.classifiers import classifier_from_arch
 from feraug.nets.vgg19 import ImageNetInput, vgg19_features, vgg19_layer_names
 from feraug.train.provenance import read_training_rows, rows_sha256
+from feraug.train.run_folder import best_checkpoint, last_checkpoint
 
 #: The seed's layer, "the last convolutional layer", for both kinds (VGG19: ``conv5_4``).
 DEFAULT_LAYER = "last_conv"
@@ -66,10 +67,10 @@ def _checkpoint_file(path: Path) -> Path:
                                 "run folder, or a VGG19 state-dict file)")  # fmt: skip
     if not path.is_dir():
         return path
-    best = path / "checkpoints" / "best.pt"
+    best = best_checkpoint(path)
     if best.is_file():
         return best
-    last = path / "checkpoints" / "last.pt"
+    last = last_checkpoint(path)
     if last.is_file():
         family = _read(last).get("family")
         raise CheckpointError(f"{path}: a run folder of a {family!r} model (no checkpoints/best.pt), not a "

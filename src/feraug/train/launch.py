@@ -26,6 +26,7 @@ from feraug.train.device import gan_autocast_dtype, resolve_device
 from feraug.train.distributed import DistInfo, barrier, init_distributed, max_over, shard, shutdown
 from feraug.train.families import Family, family_of
 from feraug.train.provenance import write_training_rows
+from feraug.train.run_folder import last_checkpoint
 from feraug.train.runinfo import write_run_info
 from feraug.train.trainer import Schedule, Trainer
 
@@ -130,7 +131,7 @@ def train(
     schedule goes into ``config.yaml`` and the measurements into ``meta.json`` (``budget``).
     """
     run_dir = Path(run_dir)
-    if not resume and (run_dir / "checkpoints" / "last.pt").exists():
+    if not resume and last_checkpoint(run_dir).exists():
         raise FileExistsError(f"{run_dir} already holds a run; pass resume to continue it or pick another --out")
     if resume and time_budget is not None:
         raise ValueError("a time budget is resolved once, when a run starts (into its config.yaml); "

@@ -18,7 +18,6 @@ from __future__ import annotations
 import bisect
 import copy
 import itertools
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -46,12 +45,15 @@ from feraug.train.distributed import (
     mean_and_any,
     sync_optimizers,
 )
+from feraug.train.run_folder import (
+    METRICS_FILE,
+    TrainingDivergedError,
+    append_metrics,
+    last_checkpoint,
+    truncate_metrics,
+)
 from feraug.train.runinfo import write_config
 from feraug.train.sampler import DomainSampler
-
-
-class TrainingDivergedError(FloatingPointError):
-    """A loss became NaN/inf or exceeded ``max_loss``; the message names it and the last good checkpoint."""
 
 
 @dataclass(frozen=True)
@@ -108,11 +110,6 @@ class Schedule:
     def lr_factor(self, epoch: int) -> float:
         """CycleGAN's linear policy: 1 for the first ``epochs``, then down to ``1/(decay+1)`` in the last."""
         return 1.0 - max(0, epoch + 1 - self.epochs) / (self.epochs_decay + 1)
-
-
-def checkpoint_path(run_dir: Path) -> Path:
-    """Where a run keeps its latest checkpoint."""
-    return run_dir / "checkpoints" / "last.pt"
 
 
 #: Logged values that are not losses: the divergence guard checks them for NaN/inf, not against max_loss.
@@ -212,7 +209,7 @@ class Trainer:
     def save(self) -> Path:
         """Check the divergence guard, then write the checkpoint atomically (rank 0, with every rank's extras)."""
         self._flush_logs(force_check=True)
-        path = checkpoint_path(self.run_dir)
+        path = last_checkpoint(self.run_dir)
         extras = gather_to_main(self.model.extra_state(), self.dist)  # e.g. each process's own image pools
         if extras is not None:
             state = self.state_dict()
@@ -225,7 +222,7 @@ class Trainer:
 
     def resume(self) -> None:
         """Continue from ``run_dir``'s checkpoint; later log lines of the interrupted run are dropped."""
-        path = checkpoint_path(self.run_dir)
+        path = last_checkpoint(self.run_dir)
         state = load_checkpoint(path, family=self.model.family, arch=self.model.arch(),
                                 map_location=str(self.device))  # fmt: skip
         written_by = int(state.get("world", 1))
@@ -235,10 +232,8 @@ class Trainer:
                                   "own image pools)")  # fmt: skip
         self.load_state_dict(state)
         self.last_good = (path, self.step)
-        log = self.run_dir / "metrics.jsonl"
-        if log.exists() and self.dist.is_main:
-            kept = [ln for ln in log.read_text().splitlines() if ln and json.loads(ln)["step"] <= self.step]
-            log.write_text("".join(f"{ln}\n" for ln in kept))
+        if self.dist.is_main:
+            truncate_metrics(self.run_dir, self.step)
 
     # -- loop -----------------------------------------------------------------------------------
 
@@ -411,9 +406,7 @@ class Trainer:
         self._window_start = (self.step, now)
         if not self.dist.is_main:
             return record
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with (self.run_dir / "metrics.jsonl").open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_metrics(self.run_dir, record)
         if self._tb is not None:
             for k, v in means.items():
                 self._tb.add_scalar(k, v, self.step)
@@ -457,6 +450,6 @@ class Trainer:
         image = labelled_grid([to_uint8(r).cpu() for r in rows], labels, scale=2, label_width=110)
         path = save_image(image, self.run_dir / "samples" / f"epoch_{epoch:03d}.png")
         image.save(self.run_dir / "samples" / "latest.png")
-        if (self.run_dir / "metrics.jsonl").is_file():  # losses, D gaps, ADA p so far, beside the grids
-            plot_training_curves(self.run_dir / "metrics.jsonl", self.run_dir / "curves.png")
+        if (self.run_dir / METRICS_FILE).is_file():  # losses, D gaps, ADA p so far, beside the grids
+            plot_training_curves(self.run_dir / METRICS_FILE, self.run_dir / "curves.png")
         return path

@@ -32,7 +32,7 @@ from feraug.data.cache import default_cache_dir
 from feraug.data.dataset import FaceDataset
 from feraug.evaluate.classifier import load_classifier, predict_proba, train_classifier
 from feraug.nets.classifiers import ExpressionClassifier
-from feraug.train.classifier_run import best_checkpoint, last_checkpoint
+from feraug.train.run_folder import best_checkpoint, last_checkpoint
 
 #: The cross-fitting recipe: the fast classifier with the settings of benchmarks/bench_fast_classifier.py.
 JUDGE_DEFAULTS: dict[str, Any] = {"arch": "fast", "batch_size": 128, "lr": 3e-3, "schedule": "onecycle",

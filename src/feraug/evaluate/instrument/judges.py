@@ -172,7 +172,7 @@ def training_signal_conflict(judges: list[Judge], runs: list[Path]) -> str | Non
     ``φ`` lies inside the judge's cache folder.
     """
     from feraug.core.checkpoint import file_sha256
-    from feraug.train.classifier_run import best_checkpoint
+    from feraug.train.run_folder import best_checkpoint
 
     for run in runs:
         meta = Path(run) / "meta.json"

@@ -1,1 +1,2 @@
-"""Evaluation: classification metrics, statistics, protocols and the augmentation experiment."""
+"""Evaluation: the classifier as a yardstick (prediction, metrics), the instrument that judges faces and labels
+(:mod:`feraug.evaluate.instrument`) and the augmentation experiment (:mod:`feraug.evaluate.experiment`)."""

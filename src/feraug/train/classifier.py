@@ -1,4 +1,4 @@
-"""The training loop of expression classifiers: the yardstick every augmentation arm is judged by.
+"""Training expression classifiers, the yardstick every augmentation arm is judged by: the design and its entry.
 
 Design, and why:
 

@@ -3,7 +3,7 @@
     python benchmarks/bench_gan_step.py [--threads 2] [--seconds 8] [--device cpu]
 
 One row per preset at the batch size it trains with (the CycleGAN CPU recipe at its ngf 32 and
-batch 4, and seed 002's presets at the same width and batch; the noise GANs at batch 64): real images per
+batch 4, and Pasini et al.'s presets at the same width and batch; the noise GANs at batch 64): real images per
 second through ``model.train_step`` (every
 update it makes, a generator update every ``n_critic`` steps included), after two untimed steps,
 median of 1-second windows so a noisy neighbour moves the figure less. Families are built through
@@ -30,7 +30,7 @@ from feraug.train.families import get_family
 
 # (label, family, preset, overrides)
 ROWS = [
-    ("cyclegan (seed 000, ngf 64, batch 1)", "cyclegan", "cyclegan", []),
+    ("cyclegan (Birenbaum, ngf 64, batch 1)", "cyclegan", "cyclegan", []),
     ("cyclegan-improved CPU recipe (ngf 32, batch 4)", "cyclegan", "cyclegan-improved",
      ["net.ngf=32", "optim.batch_size=4"]),
     ("cyclegan (ngf 32, batch 4)", "cyclegan", "cyclegan", ["net.ngf=32", "optim.batch_size=4"]),

@@ -1,4 +1,4 @@
-"""Seed 002's Enhanced CycleGAN and the small-data fixes on real FER2013 Neutral -> Disgust, one command.
+"""Pasini et al.'s Enhanced CycleGAN and the small-data fixes on real FER2013 Neutral -> Disgust, one command.
 
     python benchmarks/real_ecyclegan.py --out runs/real-ecyclegan [--budget 10m] [--phi-budget 10m]
         [--presets cyclegan cyclegan-diffaug ecyclegan ecyclegan-diffaug ecyclegan-wgangp] [--n 400]

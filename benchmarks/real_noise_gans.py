@@ -1,4 +1,4 @@
-"""Seed 000's "Fake GAN" on real FER2013: dcgan, wgan-gp and cdcgan, each sampled and measured.
+"""Birenbaum's "Fake GAN" on real FER2013: dcgan, wgan-gp and cdcgan, each sampled and measured.
 
     python benchmarks/real_noise_gans.py [--out runs/real-noise] [--data fer2013.csv.gz]
         [--budget dcgan=10m wgan-gp=15m cdcgan=20m] [--n 400]
@@ -58,7 +58,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cyclegan", type=Path, default=None,
                     help="a Neutral -> Disgust CycleGAN run: also translate N cdcgan Neutral faces with it "
-                         "(seed 000's fake GAN as the CycleGAN's sources) and measure them")  # fmt: skip
+                         "(Birenbaum's fake GAN as the CycleGAN's sources) and measure them")  # fmt: skip
     args = ap.parse_args()
     budgets = dict(b.split("=", 1) for b in args.budget)
     rows = []

@@ -19,7 +19,7 @@ FAST_KWARGS = {"simple": {}, "surreal": {}, "vgg": {"width": 0.25, "fc": 64}, "f
 
 def test_simple_matches_seed_keras_parameter_count() -> None:
     net = build_classifier("simple")
-    # Keras summary in seed 000: total 5,905,863 = trainable 5,902,151 + non-trainable 3,712 (BN moving stats).
+    # Keras summary in Birenbaum: total 5,905,863 = trainable 5,902,151 + non-trainable 3,712 (BN moving stats).
     assert count_parameters(net) == 5_902_151
     assert count_parameters(net, keras=True) == 5_905_863
     assert sum(p.numel() for p in net.parameters() if p.requires_grad) == 5_902_151

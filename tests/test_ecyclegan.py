@@ -1,4 +1,4 @@
-"""Seed 002's Enhanced CycleGAN and the minority-discriminator regularizers as options of the CycleGAN family:
+"""Pasini et al.'s Enhanced CycleGAN and the minority-discriminator regularizers as options of the CycleGAN family:
 the four presets train, resume exactly and translate; every regularizer shows in the logs and does what it says."""
 
 from __future__ import annotations

@@ -242,7 +242,7 @@ def test_experiment_keeps_sampled_faces_they_have_no_source_to_leak(tmp_path: Pa
 
 
 def test_translate_from_sampled_sources(tmp_path: Path) -> None:
-    """Seed 000's composition: a noise GAN's Neutral faces as the CycleGAN's sources, no real face consumed."""
+    """Birenbaum's composition: a noise GAN's Neutral faces as the CycleGAN's sources, no real face consumed."""
     runner = CliRunner()
     cyc, noise = tmp_path / "cyc", tmp_path / "noise"
     tiny = ["--set", "net.ngf=8", "--set", "net.n_blocks=1", "--set", "net.ndf=8"]

@@ -1,4 +1,4 @@
-"""Seed 002's perceptual loss: its value and gradients, the frozen extractor (no grad, eval mode, no state),
+"""Pasini et al.'s perceptual loss: its value and gradients, the frozen extractor (no grad, eval mode, no state),
 loading from a feraug classifier or a VGG19 state dict with clear errors, and the leakage guard."""
 
 from __future__ import annotations

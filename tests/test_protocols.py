@@ -1,4 +1,4 @@
-"""Evaluation protocols: no face in two roles of a fold, seed 002's k-fold layout, TSTR/TRTS, the guard itself."""
+"""Evaluation protocols: no face in two roles of a fold, Pasini et al.'s k-fold layout, TSTR/TRTS, the guard itself."""
 
 from __future__ import annotations
 

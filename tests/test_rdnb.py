@@ -57,7 +57,7 @@ def test_rdnb_generator_keeps_shape_and_range(size: int, output: str) -> None:
     ("cin", "cout", "ngf", "n_rdnb", "n_db", "n_sub", "growth", "norm"),
     [
         (1, 1, 64, 3, 3, 5, 32, "instance"),  # the class defaults (paper dense blocks)
-        (1, 1, 64, 2, 2, 3, 32, "instance"),  # seed 002's reduced RDNB
+        (1, 1, 64, 2, 2, 3, 32, "instance"),  # Pasini et al.'s reduced RDNB
         (1, 1, 8, 1, 3, 5, 4, "batch"),
         (3, 2, 6, 2, 1, 1, 5, "none"),  # a one-conv dense block: C -> C, no growth convs
         (1, 1, 4, 0, 3, 5, 4, "instance"),  # no body at all

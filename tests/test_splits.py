@@ -1,4 +1,4 @@
-"""Splits: FER2013 Usage protocol (with and without PrivateTest), stratified fallback, seed-002 hold-out."""
+"""Splits: FER2013 Usage protocol (with and without PrivateTest), stratified fallback, Pasini et al.'s hold-out."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The end-to-end demo on the built-in toy faces, small enough for a CPU in a few minutes.
 
 toy faces -> FER2013 CSV -> reload -> stats and grid -> CycleGAN Neutral -> Disgust (tiny, the
-seed-000 preset with a residual-output generator) -> translate training faces into a
+Birenbaum's preset with a residual-output generator) -> translate training faces into a
 synthetic set with provenance -> its quality against real faces (a cross-fitted judge, calibration
 rows) -> keep the best half (``feraug select``) -> the augmentation experiment for all and for the
 selected faces on the same folds and seeds (baseline vs + synthetic vs oversampling, the fast

@@ -81,16 +81,17 @@ def _train_family(family: str, preset: str | None, fields: dict[str, object], *,
 @click.option("--data", default=None, help="FER2013 CSV, image folder, or toy[:N[:SEED]].  [default: toy]")
 @click.option("--source", default=None, help="Emotion of domain A, e.g. neutral.")
 @click.option("--target", default=None, help="Emotion of domain B, e.g. disgust.")
-@click.option("--preset", default=None, help="cyclegan, cyclegan-improved or wcyclegan.  [default: cyclegan]")
+@click.option("--preset", default=None, help="cyclegan, cyclegan-improved, wcyclegan, ecyclegan, ecyclegan-wgangp, "
+              "ecyclegan-diffaug or cyclegan-diffaug (described below).  [default: cyclegan]")
 @_gan_run_options
 @user_errors
 def train_cyclegan(data: str | None, source: str | None, target: str | None, preset: str | None,
                    **run: Any) -> None:  # fmt: skip
     """Train a CycleGAN translating SOURCE faces into TARGET faces (and back).
 
-    Presets reproduce seed 000: cyclegan (original), cyclegan-improved (weighted cycle loss, two
+    Presets reproduce Birenbaum's write-up: cyclegan (original), cyclegan-improved (weighted cycle loss, two
     learning rates, soft labels, augmentation), wcyclegan (Wasserstein critics with gradient penalty);
-    and seed 002: ecyclegan (RDNB generator, perceptual loss: needs --set loss.perceptual=CLASSIFIER_RUN),
+    and Pasini et al.'s: ecyclegan (RDNB generator, perceptual loss: needs --set loss.perceptual=CLASSIFIER_RUN),
     ecyclegan-wgangp, ecyclegan-diffaug and cyclegan-diffaug (DiffAugment + ADA on the target's
     discriminator; every regularizer is a regularize.* setting).
     Every config field can be overridden with --config FILE and --set section.key=value.
@@ -109,7 +110,7 @@ def train_cyclegan(data: str | None, source: str | None, target: str | None, pre
 @_gan_run_options
 @user_errors
 def train_dcgan(data: str | None, classes: str | None, preset: str | None, **run: Any) -> None:
-    """Train a noise GAN that samples new faces of a class (seed 000's "Fake GAN").
+    """Train a noise GAN that samples new faces of a class (Birenbaum's "Fake GAN").
 
     Presets: dcgan (Radford et al.: batch norm, BCE, Adam 2e-4), wgan-gp (critic without batch
     norm, gradient penalty 10, 5 critic steps per generator step, Adam 1e-4 with betas (0, 0.9)),

@@ -87,7 +87,7 @@ class ExperimentConfig(Strict):
     """
 
     protocol: Literal["standard", "kfold", "tstr", "trts"] = Field(
-        "standard", description="standard (Usage splits), kfold (seed 002: fixed test set + repeated k-fold), "
+        "standard", description="standard (Usage splits), kfold (Pasini et al.: fixed test set + repeated k-fold), "
         "tstr (train synthetic, test real), trts (train real, test synthetic)")  # fmt: skip
     seeds: int = Field(7, ge=1, description="train every arm with seeds 0..seeds-1 (same seed = same init, order); "
                        "7 gives ~80% power for a +2 pt macro-F1 gain at FER2013-like seed spread (README)")

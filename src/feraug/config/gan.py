@@ -49,17 +49,17 @@ class DataConfig(Strict):
 
 
 class NetConfig(Strict):
-    """Generator and discriminator sizes (CycleGAN defaults; the ``rdnb`` body is seed 002's ECycleGAN)."""
+    """Generator and discriminator sizes (CycleGAN defaults; the ``rdnb`` body is Pasini et al.'s ECycleGAN)."""
 
     generator: Literal["resnet", "rdnb"] = Field("resnet", description="generator body: ResNet blocks (CycleGAN) "
                                                  "or residual-in-residual dense blocks (Enhanced CycleGAN)")
     ngf: int = Field(64, ge=1)
     n_blocks: int = Field(6, ge=0, description="resnet: residual blocks")
     n_rdnb: int = Field(3, ge=0, description="rdnb: residual-in-residual dense blocks")
-    n_dense_blocks: int = Field(3, ge=1, description="rdnb: dense blocks per RDNB (paper 3, seed 002: 2)")
+    n_dense_blocks: int = Field(3, ge=1, description="rdnb: dense blocks per RDNB (paper 3, Pasini et al.: 2)")
     n_sub_blocks: int = Field(5, ge=1, description="rdnb: densely connected convs per dense block (paper 5, seed 3)")
     growth: int = Field(32, ge=1, description="rdnb: growth channels of each dense conv")
-    res_scale: float = Field(0.2, ge=0.0, description="rdnb: residual scaling alpha (seed 002 tried 0.3/0.5/0.7)")
+    res_scale: float = Field(0.2, ge=0.0, description="rdnb: residual scaling alpha (Pasini et al. tried 0.3/0.5/0.7)")
     ndf: int = Field(64, ge=1)
     n_layers: int = Field(3, ge=1)
     norm: Norm = "instance"
@@ -68,27 +68,27 @@ class NetConfig(Strict):
 
 
 class LossConfig(Strict):
-    """The objective: adversarial mode, cycle / identity weights, seed 000's weighted cycle loss."""
+    """The objective: adversarial mode, cycle / identity weights, Birenbaum's weighted cycle loss."""
 
     gan_mode: GanMode = "lsgan"
     real_label: float = Field(1.0, gt=0.0, le=1.0, description="soft real label for D (0.9 in the improved preset)")
     lambda_cyc: float = Field(10.0, ge=0.0)
     lambda_idt: float = Field(0.5, ge=0.0, description="identity weight, relative to lambda_cyc as in CycleGAN")
-    weighted_cycle: bool = Field(False, description="seed 000's D-weighted feature/pixel cycle loss")
+    weighted_cycle: bool = Field(False, description="Birenbaum's D-weighted feature/pixel cycle loss")
     lambda_gp: float = Field(10.0, ge=0.0, description="gradient penalty weight (wgan-gp)")
     n_critic: int = Field(1, ge=1, description="discriminator steps per generator step")
-    perceptual: str | None = Field(None, description="seed 002's perceptual cycle/identity loss: a feraug "
+    perceptual: str | None = Field(None, description="Pasini et al.'s perceptual cycle/identity loss: a feraug "
                                    "classifier checkpoint or run folder, or a VGG19 state-dict file (the frozen φ); "
                                    "used when perceptual_alpha > 0, so one path can be set for a whole sweep")
     perceptual_layer: str | int = Field("last_conv", description="layer of φ: last_conv, features, trunk.K, an "
                                         "index, or a VGG19 name (relu4_4)")  # fmt: skip
     perceptual_alpha: float = Field(0.0, ge=0.0, description="weight of ‖φ(x̂) − φ(x)‖₁ in the cycle and identity "
-                                    "terms (seed 002: 0.5); > 0 needs loss.perceptual")  # fmt: skip
-    perceptual_beta: float = Field(1.0, ge=0.0, description="weight of ‖x̂ − x‖₁ beside it (seed 002: 0.5)")
+                                    "terms (Pasini et al.: 0.5); > 0 needs loss.perceptual")  # fmt: skip
+    perceptual_beta: float = Field(1.0, ge=0.0, description="weight of ‖x̂ − x‖₁ beside it (Pasini et al.: 0.5)")
 
 
 class RegularizeConfig(Strict):
-    """Discriminator regularizers for a small (minority) domain: seed 002's three and DiffAugment / ADA.
+    """Discriminator regularizers for a small (minority) domain: Pasini et al.'s three and DiffAugment / ADA.
 
     Each is off by default and applies to the discriminators named by ``domains``: ``B`` (the target
     emotion's, e.g. Disgust with 436 faces), ``A`` or ``both``.
@@ -96,14 +96,14 @@ class RegularizeConfig(Strict):
 
     domains: Literal["A", "B", "both"] = Field("B", description="whose discriminator: A, B (the target) or both")
     flip_p: float = Field(0.0, ge=0.0, lt=1.0, description="flip each real face's label to fake with this "
-                          "probability (seed 002: 0.01)")  # fmt: skip
+                          "probability (Pasini et al.: 0.01)")  # fmt: skip
     flip_fake_p: float = Field(0.0, ge=0.0, lt=1.0, description="flip each fake face's label to real with this "
-                               "probability (two-sided flipping; the seed's is one-sided: 0)")  # fmt: skip
+                               "probability (two-sided flipping; Pasini et al.'s is one-sided: 0)")  # fmt: skip
     noise_sigma: float = Field(0.0, ge=0.0, description="instance noise: Gaussian σ on D's inputs, decaying "
-                               "linearly to 0 (seed 002: 0.1, 0.05)")  # fmt: skip
+                               "linearly to 0 (Pasini et al.: 0.1, 0.05)")  # fmt: skip
     noise_end: float = Field(1.0, gt=0.0, le=1.0, description="fraction of training at which σ reaches 0")
     alternate_from_epoch: int | None = Field(None, ge=0, description="from this epoch (0-based) on, update D once "
-                                             "every alternate_every steps (seed 002: 10:1, 5:1)")  # fmt: skip
+                                             "every alternate_every steps (Pasini et al.: 10:1, 5:1)")  # fmt: skip
     alternate_every: int = Field(1, ge=1, description="D updates once per this many steps when alternating")
     diffaugment: list[str] = Field(default_factory=list, description="DiffAugment ops on everything D sees "
                                    "(translation, cutout, brightness, contrast, color); [] = off")  # fmt: skip

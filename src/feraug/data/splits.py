@@ -6,7 +6,7 @@ Three protocols:
   PrivateTest (report). A file without PrivateTest (like the shared copy) reports on PublicTest
   and selects on a stratified hold-out of Training; the returned note says so.
 * the same function on data without ``Usage``: a deterministic stratified split.
-* :func:`holdout_per_class` — seed 002's protocol: N faces per class held out as the test set.
+* :func:`holdout_per_class` — Pasini et al.'s protocol: N faces per class held out as the test set.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def standard_splits(
 
 
 def holdout_per_class(data: FaceDataset, n_per_class: int = 100, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Seed 002's test set: ``n_per_class`` random faces of every class; returns ``(rest, test)``.
+    """Pasini et al.'s test set: ``n_per_class`` random faces of every class; returns ``(rest, test)``.
 
     A class with no more than ``n_per_class`` faces is an error (nothing would be left to train on).
     """

@@ -1,6 +1,6 @@
 """Classification metrics of one trained classifier on one test set, with scikit-learn's definitions (tested equal).
 
-Seed 002 judged augmentation by per-class precision and one-vs-rest AUC; seed 000 by accuracy and
+Pasini et al. judged augmentation by per-class precision and one-vs-rest AUC; Birenbaum by accuracy and
 per-class accuracy (= recall). :func:`classification_metrics` reports all of them plus F1 and the
 confusion matrix in one JSON-serializable dict, so every arm of an experiment is scored the same
 way and a report can be rebuilt from the stored numbers alone.

@@ -1,4 +1,4 @@
-"""Adversarial, cycle and identity losses, the gradient penalty and seed 000's weighted cycle loss.
+"""Adversarial, cycle and identity losses, the gradient penalty and Birenbaum's weighted cycle loss.
 
 Conventions: discriminators return raw scores (no sigmoid inside the network); each loss mode
 interprets them. ``D_A`` judges domain A (so it scores ``F(b)`` and real ``a``), ``D_B`` judges B.
@@ -19,10 +19,10 @@ GAN_MODES: tuple[str, ...] = ("lsgan", "bce", "wgan-gp")
 class AdversarialLoss:
     """The discriminator and generator sides of one GAN objective.
 
-    * ``lsgan`` (Mao et al. 2017; seed 000): ``L_D = ½E[(D(real) − r)²] + ½E[D(fake)²]``,
+    * ``lsgan`` (Mao et al. 2017; Birenbaum): ``L_D = ½E[(D(real) − r)²] + ½E[D(fake)²]``,
       ``L_G = E[(D(G(x)) − 1)²]``, with ``r`` the (soft) real label, 0.9 in the improved preset.
     * ``bce``: the same with binary cross-entropy on logits (the original GAN).
-    * ``wgan-gp`` (Gulrajani et al. 2017; seed 000's Wasserstein CycleGAN): ``L_D = E[C(fake)] −
+    * ``wgan-gp`` (Gulrajani et al. 2017; Birenbaum's Wasserstein CycleGAN): ``L_D = E[C(fake)] −
       E[C(real)]`` (+ :func:`gradient_penalty`, added by the caller), ``L_G = −E[C(G(x))]``.
     """
 
@@ -89,7 +89,7 @@ def weighted_cycle_loss(
     weight: torch.Tensor,
     gamma: float,
 ) -> torch.Tensor:
-    """Seed 000's improved cycle loss for one direction.
+    """Birenbaum's improved cycle loss for one direction.
 
     ``E_a[ D_A(a) · ( γ·‖f_DA(F(G(a))) − f_DA(a)‖₁ + (1−γ)·‖F(G(a)) − a‖₁ ) ]``
 

@@ -1,6 +1,6 @@
-"""Seed 002's perceptual loss for CycleGAN's cycle and identity terms, and the frozen network it measures with.
+"""Pasini et al.'s perceptual loss for CycleGAN's cycle and identity terms, and the frozen network it measures with.
 
-Seed 002 (ECycleGAN, after Zhang et al. 2020) replaces the pixel-wise cycle loss by
+Pasini et al. (ECycleGAN, after Zhang et al. 2020) replaces the pixel-wise cycle loss by
 
     ``L = α·‖φ(x̂) − φ(x)‖₁ + β·‖x̂ − x‖₁``   (seed: α = β = 0.5)
 
@@ -87,7 +87,7 @@ class FeatureExtractor(nn.Module):
 def perceptual_l1(
     x_hat: torch.Tensor, x: torch.Tensor, extractor: FeatureExtractor, alpha: float = 0.5, beta: float = 0.5
 ) -> torch.Tensor:
-    """Seed 002's perceptual loss ``α·mean|φ(x̂) − φ(x)| + β·mean|x̂ − x|`` (defaults: the seed's α = β = 0.5).
+    """Pasini et al.'s perceptual loss ``α·mean|φ(x̂) − φ(x)| + β·mean|x̂ − x|`` (defaults: Pasini et al.'s α = β = 0.5).
 
     ``x`` is the target (the real face in the cycle and identity terms): ``φ(x)`` is computed
     without gradient, as a constant, while the gradient of the feature term flows through ``φ(x̂)``

@@ -1,8 +1,8 @@
-"""Regularizers against an overfitting discriminator: seed 002's three fixes, DiffAugment and ADA.
+"""Regularizers against an overfitting discriminator: Pasini et al.'s three fixes, DiffAugment and ADA.
 
 Why: the minority domain (FER2013 Disgust, ~436 training faces) is small enough for its
 discriminator to memorize. Its loss then collapses towards 0, it separates real from fake with
-no uncertainty, and the generator's adversarial gradient turns into noise. Seed 002 tried
+no uncertainty, and the generator's adversarial gradient turns into noise. Pasini et al. tried
 
 * one-sided label flipping (:func:`flipped_discriminator_loss`, p = 1%),
 * instance noise (:func:`instance_noise_sigma`, :func:`add_instance_noise`, σ₀ = 0.1 or 0.05, linear decay),
@@ -74,12 +74,12 @@ def flipped_discriminator_loss(
     generator: torch.Generator | None,
     p_fake: float = 0.0,
 ) -> torch.Tensor:
-    """Discriminator loss of :class:`~feraug.gan.losses.AdversarialLoss` with noisy labels (seed 002).
+    """Discriminator loss of :class:`~feraug.gan.losses.AdversarialLoss` with noisy labels (Pasini et al.).
 
     Each real sample's target ``real_label`` is flipped to the fake target 0 with probability ``p``
-    (seed 002: 0.01), per sample: a flipped sample's whole patch map gets target 0. With
+    (Pasini et al.: 0.01), per sample: a flipped sample's whole patch map gets target 0. With
     ``p_fake > 0`` each fake sample's target 0 is likewise flipped to ``real_label`` (off by default:
-    the seed's smoothing is one-sided, and telling D that some fakes are real also feeds G).
+    Pasini et al.'s smoothing is one-sided, and telling D that some fakes are real also feeds G).
 
     * ``lsgan``: ``½E[(D(real) − t_real)²] + ½E[(D(fake) − t_fake)²]``; with soft labels the expected
       real target becomes ``(1 − p)·r``, so flipping and smoothing add up (0.9 and 1% → 0.891).
@@ -115,7 +115,7 @@ def flipped_discriminator_loss(
 def instance_noise_sigma(sigma0: float, progress: float, end: float = 1.0) -> float:
     """σ of instance noise at training ``progress`` ∈ [0, 1]: σ₀ decaying linearly to 0 at ``end``.
 
-    Seed 002 used σ₀ = 0.1 and 0.05 (images in [-1, 1]) decaying over the whole run (``end = 1``);
+    Pasini et al. used σ₀ = 0.1 and 0.05 (images in [-1, 1]) decaying over the whole run (``end = 1``);
     an earlier ``end`` lets the last part of training run on clean inputs. 0 from ``end`` on (also
     past 1, where a time-budget probe may train), σ₀ before 0.
     """
@@ -127,7 +127,7 @@ def instance_noise_sigma(sigma0: float, progress: float, end: float = 1.0) -> fl
 
 
 def add_instance_noise(x: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
-    """``x + σ·ε``, ε ~ N(0, 1) per element (Sønderby et al. 2016; seed 002's instance noise).
+    """``x + σ·ε``, ε ~ N(0, 1) per element (Sønderby et al. 2016; Pasini et al.'s instance noise).
 
     Why it helps: real and fake distributions of a small data set barely overlap, so D can separate
     them perfectly; blurring both with the same noise makes them overlap and keeps D's gradient
@@ -147,10 +147,10 @@ def add_instance_noise(x: torch.Tensor, sigma: float, generator: torch.Generator
 
 
 def d_update_due(step: int, epoch: int, start_epoch: int, every: int) -> bool:
-    """Whether the (minority) discriminator trains at global ``step`` (seed 002's alternate training).
+    """Whether the (minority) discriminator trains at global ``step`` (Pasini et al.'s alternate training).
 
     Before ``start_epoch`` it trains every step, so it first learns to discriminate at all; from
-    then on only on steps with ``step % every == 0`` (G:D = ``every``:1; seed 002: 10 and 5), giving
+    then on only on steps with ``step % every == 0`` (G:D = ``every``:1; Pasini et al.: 10 and 5), giving
     the generator time to catch up with a D that overfits its few real faces. A function of the
     step and its epoch only (no counter to checkpoint), so resume is exact. ``every = 1`` is off.
     """

@@ -1,6 +1,6 @@
-"""CycleGAN, improved CycleGAN and Wasserstein CycleGAN (seed 000) as one model with options.
+"""CycleGAN, improved CycleGAN and Wasserstein CycleGAN (Birenbaum) as one model with options.
 
-Notation (seed 000): domains A (source emotion) and B (target emotion); ``G: A -> B``,
+Notation (Birenbaum): domains A (source emotion) and B (target emotion); ``G: A -> B``,
 ``F: B -> A``; ``D_A`` judges domain A, ``D_B`` judges domain B. One step:
 
 1. Generator phase (every ``n_critic``-th step), with the discriminators frozen::
@@ -11,7 +11,7 @@ Notation (seed 000): domains A (source emotion) and B (target emotion); ``G: A -
        L = L_GAN(D_B(fake_b)) + L_GAN(D_A(fake_a)) + λ_cyc·(cyc(rec_a, a) + cyc(rec_b, b))
            + λ_cyc·λ_idt·(‖idt_b − b‖₁ + ‖idt_a − a‖₁)
 
-   ``cyc`` is the L1 cycle loss, or seed 000's weighted cycle loss with the discriminators'
+   ``cyc`` is the L1 cycle loss, or Birenbaum's weighted cycle loss with the discriminators'
    features. The reference implementation runs six batch-``B`` generator passes; here every
    pass that does not wait on another shares one batched forward (three passes of 2B, 3B and B
    faces). Instance norm is per sample, so this is exact, and at FER's 48x48 the bigger batches
@@ -19,7 +19,7 @@ Notation (seed 000): domains A (source emotion) and B (target emotion); ``G: A -
 2. Discriminator phase: ``D_B`` on ``[real b; pooled fakes]`` in one pass, ``D_A`` likewise
    (+ gradient penalty for ``wgan-gp``).
 
-Seed 002's Enhanced CycleGAN is options of the same model: the RDNB generator body
+Pasini et al.'s Enhanced CycleGAN is options of the same model: the RDNB generator body
 (``net.generator: rdnb``), the perceptual cycle and identity loss ``α·‖φ(x̂) − φ(x)‖₁ + β·‖x̂ − x‖₁``
 (``loss.perceptual``: a frozen classifier φ, not a trained network of the run) and the
 minority-discriminator regularizers of ``regularize`` (:mod:`feraug.gan.regularizers`). A
@@ -118,7 +118,7 @@ class CycleGAN:
     # -- one step -------------------------------------------------------------------------------
 
     def _reconstruction(self, out: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        """L1, or seed 002's perceptual loss α·‖φ(out) − φ(real)‖₁ + β·‖out − real‖₁ when φ is configured
+        """L1, or Pasini et al.'s perceptual loss α·‖φ(out) − φ(real)‖₁ + β·‖out − real‖₁ when φ is configured
         (φ is loaded when α > 0; the config refuses α > 0 without φ)."""
         if self.perceptual is None:
             return l1(out, real)
@@ -126,7 +126,7 @@ class CycleGAN:
         return perceptual_l1(out, real, self.perceptual, loss.perceptual_alpha, loss.perceptual_beta)
 
     def _cycle(self, rec: torch.Tensor, real: torch.Tensor, judge: str, gamma: float) -> torch.Tensor:
-        """L1 (or perceptual) cycle loss, or seed 000's weighted one with ``judge``'s features and realness."""
+        """L1 (or perceptual) cycle loss, or Birenbaum's weighted one with ``judge``'s features and realness."""
         if not self.cfg.loss.weighted_cycle:
             return self._reconstruction(rec, real)
         net = self.networks[judge]

@@ -1,4 +1,4 @@
-"""Noise GANs (seed 000's "Fake GAN"): DCGAN, WGAN-GP and a class-conditional GAN as one model with options.
+"""Noise GANs (Birenbaum's "Fake GAN"): DCGAN, WGAN-GP and a class-conditional GAN as one model with options.
 
 One trainer step is one discriminator (critic) update on a fresh real batch; every ``n_critic``-th
 step also updates the generator. So WGAN-GP's five critic updates per generator update each see

@@ -10,8 +10,8 @@ quality metrics.
 =========  ==================================================  ===========================
 name       follows                                             parameters (48x48, 7 classes)
 =========  ==================================================  ===========================
-simple     seed 000's Keras "simple classifier" (~65 %)        5,905,863 Keras-counted
-surreal    seed 000's small "Surreal (paper)" classifier       4,860,935
+simple     Birenbaum's Keras "simple classifier" (~65 %)        5,905,863 Keras-counted
+surreal    Birenbaum's small "Surreal (paper)" classifier       4,860,935
 vgg        Khaireddin & Chen 2021 VGGNet (73.28 % reported)    40,376,519 (29,890,759 at 40)
 fast       feraug's CPU-throughput design (see FastClassifier)  308,791
 =========  ==================================================  ===========================
@@ -94,9 +94,9 @@ def _keras_init(module: nn.Module) -> None:
 
 
 class SimpleClassifier(ExpressionClassifier):
-    """Seed 000's "simple classifier": the widely copied Keras FER2013 CNN (about 65 % test accuracy).
+    """Birenbaum's "simple classifier": the widely copied Keras FER2013 CNN (about 65 % test accuracy).
 
-    Layer table (seed 000, input 48x48x1): a 'valid' 3x3 conv 1->64 (46x46), then four stages of
+    Layer table (Birenbaum, input 48x48x1): a 'valid' 3x3 conv 1->64 (46x46), then four stages of
     'same' 3x3 convs with ReLU then BatchNorm — (64), (128, 128), (256, 256), (512, 512), the first
     stage's BN following its second conv only — each ending in 2x2 max-pool and dropout 0.5
     (46 -> 23 -> 11 -> 5 -> 2); flatten 2048; dense 512, 256, 128 with ReLU and dropout 0.4, 0.4,
@@ -139,7 +139,7 @@ class SimpleClassifier(ExpressionClassifier):
 
 
 class SurrealClassifier(ExpressionClassifier):
-    """Seed 000's small "Surreal (paper)" classifier: two conv/pool/norm stages and two FC-256 layers.
+    """Birenbaum's small "Surreal (paper)" classifier: two conv/pool/norm stages and two FC-256 layers.
 
     Seed table: conv 3x3 1->64 + ReLU; max-pool 3x3 stride 2 + norm; conv 3x3 64->128 + ReLU;
     max-pool 3x3 stride 2 + norm; FC 256 x 2; linear to the classes. Convs and pools pad like
@@ -149,7 +149,7 @@ class SurrealClassifier(ExpressionClassifier):
     normalization with TensorFlow's CIFAR-10-tutorial constants (depth radius 4, bias 1,
     alpha 0.001/9, beta 0.75). PyTorch divides alpha by the window size n = 9, hence
     ``alpha=0.001`` below. ``norm="batch"`` swaps in BatchNorm, which usually trains faster and is
-    offered as a documented deviation. The FC layers use ReLU and ``dropout`` (0.5; the seed gives
+    offered as a documented deviation. The FC layers use ReLU and ``dropout`` (0.5; Birenbaum gives
     no rate).
     """
 

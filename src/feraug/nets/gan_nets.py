@@ -8,14 +8,14 @@ Adversarial Networks", appendix 7.2), as used by both seeds:
   2017) the last layer predicts a *change* added to the input, ``clamp(input + Δ, -1, 1)``: an
   expression edit then only has to draw what differs, and identity, pose and even sensor noise
   pass through pixel for pixel instead of being re-synthesized through the 12x12 bottleneck.
-* Enhanced-CycleGAN generator (Zhang et al. 2020, seed 002): the same stem, down- and upsamplings
+* Enhanced-CycleGAN generator (Zhang et al. 2020, Pasini et al.): the same stem, down- and upsamplings
   and head around a body of ``n_rdnb`` residual-in-residual dense blocks (RDNB, ESRGAN's RRDB,
   Wang et al. 2018) instead of the residual blocks, see :class:`RDNBGenerator`.
 * PatchGAN ``C64-C128-C256-C512`` (``n_layers`` stride-2/1 stages) ending in a 1-channel map of
   per-patch scores; at 48x48 with ``n_layers=3`` each of its 4x4 outputs sees a 70x70-style patch
   clipped to the image. The same network is the Wasserstein *critic* (no sigmoid is ever applied
   inside; the loss decides what the raw score means), and :meth:`PatchDiscriminator.features`
-  exposes its last feature layer for seed 000's weighted cycle loss.
+  exposes its last feature layer for Birenbaum's weighted cycle loss.
 """
 
 from __future__ import annotations
@@ -231,7 +231,7 @@ class RDNBGenerator(TranslationGenerator):
 
     Stem, downsamplings, upsamplings, head, ``norm`` and ``output`` are exactly :class:`ResnetGenerator`'s;
     the ``n_rdnb`` blocks run at ``4 ngf`` channels and H/4 x W/4 (12x12 for 48x48 faces). Zhang et al. 2020
-    use 3 dense blocks of 5 sub-blocks per RDNB; seed 002 could only afford 2 and 3 and tuned the residual
+    use 3 dense blocks of 5 sub-blocks per RDNB; Pasini et al. could only afford 2 and 3 and tuned the residual
     scaling ``res_scale`` (α) over 0.3 / 0.5 / 0.7 (best 0.5); ESRGAN's α is 0.2. With α = 0 every dense
     block and every RDNB is the identity.
 

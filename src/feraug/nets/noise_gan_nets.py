@@ -1,8 +1,8 @@
-"""Networks of the noise GANs (seed 000's "Fake GAN"): DCGAN generator and discriminator / critic.
+"""Networks of the noise GANs (Birenbaum's "Fake GAN"): DCGAN generator and discriminator / critic.
 
 One generator and one discriminator serve three families:
 
-* **DCGAN** (Radford et al. 2016, as seed 000 describes it): ``z`` (100-d) is projected to a
+* **DCGAN** (Radford et al. 2016, as Birenbaum describes it): ``z`` (100-d) is projected to a
   ``4·ngf x 6 x 6`` map, then three stride-2 transposed convolutions with batch norm and ReLU
   grow it to ``1 x 48 x 48`` with tanh out; the discriminator mirrors it with stride-2
   convolutions, batch norm and LeakyReLU(0.2), ending in one logit (the loss applies the sigmoid).

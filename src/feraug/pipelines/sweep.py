@@ -1,9 +1,9 @@
-"""Seed 000's comparison as one call: several CycleGAN presets, the same Neutral faces, one table.
+"""Birenbaum's comparison as one call: several CycleGAN presets, the same Neutral faces, one table.
 
 :func:`run_sweep` trains one CycleGAN per entry (a preset plus overrides), translates the *same*
 N source faces with each, runs the augmentation experiment (:mod:`feraug.pipelines.experiment`) on
 each synthetic set with the same configuration (so the same seeds and splits), then translates
-more faces with the entry that gained most over oversampling (seed 002 went on from 100 faces to
+more faces with the entry that gained most over oversampling (Pasini et al. went on from 100 faces to
 200 and 500 with its best model) and runs the experiment on those too. ``comparison.md``,
 ``comparison.json`` and ``comparison.png`` put every experiment side by side
 (:mod:`feraug.report.sweep_comparison`).

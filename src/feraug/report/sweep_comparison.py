@@ -130,7 +130,7 @@ def comparison_markdown(rows: Sequence[dict[str, Any]], settings: dict[str, Any]
     if best is not None and settings["more"]:
         lines += ["", f"Best entry at {settings['n']} faces by the {metric} gain over oversampling: **{best}** (a "
                   "point estimate: its interval says whether it is distinguishable from the others); it translated "
-                  f"{', '.join(str(k) for k in settings['more'])} faces too, as seed 002 did."]  # fmt: skip
+                  f"{', '.join(str(k) for k in settings['more'])} faces too, as Pasini et al. did."]  # fmt: skip
     lines += ["", "Each experiment's own report: " + ", ".join(f"`{Path(r['experiment']).name}` of {r['entry']}"
                                                              for r in rows) + " (report.md, report.html)."]  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -161,7 +161,7 @@ def translate(
     emotion (``target`` may name it). Expression runs: ``target`` is required, any emotion but ``source``.
     ``data`` overrides loading the run's dataset (it must be the same data the run trained on).
     ``sources``: a noise-GAN run (``feraug train dcgan``) that samples the ``source`` faces instead
-    (seed 000's "Fake GAN as part of the CycleGAN": no real face is consumed, no real identity
+    (Birenbaum's "Fake GAN as part of the CycleGAN": no real face is consumed, no real identity
     copied); their provenance ``source_row`` is -1, as for sampled faces.
     """
     run = Path(run)

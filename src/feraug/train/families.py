@@ -149,9 +149,9 @@ def _expression(cfg: ExpressionGANConfig, device: torch.device) -> Any:
 
 FAMILIES: dict[str, Family] = {
     "cyclegan": Family("cyclegan", CycleGANConfig, _cyclegan, cyclegan_domains, _domain_sampler, "translate",
-                       "translate SOURCE faces into TARGET faces (seed 000's CycleGANs)", _cyclegan_records),
+                       "translate SOURCE faces into TARGET faces (Birenbaum's CycleGANs)", _cyclegan_records),
     "dcgan": Family("dcgan", NoiseGANConfig, _noise_gan, noise_gan_faces, _labelled_sampler, "sample",
-                    "sample new faces of a class from noise (seed 000's Fake GAN: DCGAN, WGAN-GP, conditional)"),
+                    "sample new faces of a class from noise (Birenbaum's Fake GAN: DCGAN, WGAN-GP, conditional)"),
     "expression": Family("expression", ExpressionGANConfig, _expression, expression_faces, _labelled_sampler,
                          "translate", "edit a face into any of the seven emotions (StarGAN-style, one generator)"),
 }  # fmt: skip

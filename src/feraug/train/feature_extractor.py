@@ -34,7 +34,7 @@ from feraug.nets.vgg19 import ImageNetInput, vgg19_features, vgg19_layer_names
 from feraug.train.provenance import read_training_rows, rows_sha256
 from feraug.train.run_folder import best_checkpoint, last_checkpoint
 
-#: The seed's layer, "the last convolutional layer", for both kinds (VGG19: ``conv5_4``).
+#: Pasini et al.'s layer, "the last convolutional layer", for both kinds (VGG19: ``conv5_4``).
 DEFAULT_LAYER = "last_conv"
 
 
@@ -194,7 +194,7 @@ def load_feature_extractor(path: str | Path, layer: str | int = DEFAULT_LAYER) -
             at run time — or a VGG19 state-dict file (torchvision's ``vgg19`` keys, full or
             ``features`` only; torchvision itself is not needed).
         layer: whose output ``φ`` is. ``"last_conv"`` (default) is the output of the last
-            convolutional layer, before its normalization and activation: seed 002's choice for
+            convolutional layer, before its normalization and activation: Pasini et al.'s choice for
             VGG19 (``conv5_4``; pre-activation as in ESRGAN, whose dense blocks ECycleGAN's generator
             uses), and for feraug classifiers the same rule, which at 48x48 still gives a spatial
             map (5x5 to 12x12 by architecture) — unlike ``"features"``, the penultimate vector,

@@ -6,10 +6,10 @@ two of its roles (train, validation, any test set). All arms of an experiment ar
 same folds, so their scores are paired.
 
 * :func:`standard_protocol` — FER2013's ``Usage`` split via :func:`feraug.data.splits.standard_splits`.
-* :func:`kfold_protocol` — seed 002's protocol: a fixed per-class hold-out test set plus repeated
+* :func:`kfold_protocol` — Pasini et al.'s protocol: a fixed per-class hold-out test set plus repeated
   stratified k-fold cross-validation on the rest.
 * :func:`tstr_protocol` / :func:`trts_protocol` — train on synthetic and test on real, and the reverse
-  (seed 000's future work), over the real faces followed by the synthetic ones.
+  (Birenbaum's future work), over the real faces followed by the synthetic ones.
 
 Why the k-fold protocol early-stops on a slice of the training folds: the held-out fold is the
 performance estimate of that fold; choosing the epoch on it too would make the estimate
@@ -97,7 +97,7 @@ def kfold_protocol(
     data: FaceDataset, *, n_per_class_test: int = 100, repeats: int = 3, folds: int = 10,
     val_fraction: float = 0.1, seed: int = 0,
 ) -> list[Fold]:  # fmt: skip
-    """Seed 002: ``n_per_class_test`` faces per class as a fixed test set, repeated stratified k-fold on the rest.
+    """Pasini et al.: ``n_per_class_test`` faces per class as a fixed test set, repeated stratified k-fold on the rest.
 
     Fold ``r·folds + f`` trains on a stratified ``1 − val_fraction`` of the k − 1 training parts,
     early-stops on the remaining ``val_fraction`` of them, and is scored on ``"heldout"`` (the
@@ -123,7 +123,7 @@ def kfold_protocol(
     for j, (tr, te) in enumerate(rskf.split(rest, labels[rest])):
         train, val = train_test_split(rest[tr], test_size=val_fraction, random_state=seed + j,
                                       stratify=labels[rest[tr]], shuffle=True)  # fmt: skip
-        note = (f"seed 002 protocol: {n_per_class_test} faces per class held out once as the fixed test set "
+        note = (f"Pasini et al. protocol: {n_per_class_test} faces per class held out once as the fixed test set "
                 f"({fixed.size} faces); {repeats}x repeated stratified {folds}-fold CV on the other {rest.size}: "
                 f"each fold trains on {1 - val_fraction:.0%} of its {folds - 1} training parts, early-stops on the "
                 f"other {val_fraction:.0%} of them (never on the held-out part), and is scored on the held-out "

@@ -5,7 +5,7 @@ Three designs, three tests — each answers a different question, and none is a 
 * :func:`paired_test` — arms trained with the same seeds on the same splits (one score per seed
   and arm): "does the method help across training runs?" Paired t-test and Wilcoxon signed-rank
   test on the per-seed differences.
-* :func:`corrected_resampled_ttest` — repeated k-fold cross-validation (seed 002's 3x10-fold):
+* :func:`corrected_resampled_ttest` — repeated k-fold cross-validation (Pasini et al.'s 3x10-fold):
   the folds share training data, so the per-fold differences are correlated and the plain t-test
   is far too confident; Nadeau & Bengio's correction inflates the variance accordingly.
 * :func:`paired_bootstrap` — one trained model per arm, one test set: "is the gap between these
@@ -32,7 +32,7 @@ from sklearn.metrics import accuracy_score, f1_score
 #: A metric for :func:`paired_bootstrap`: ``metric(y_true, y_pred) -> float``.
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
-#: Metrics given significance tests (accuracy for seed 000, macro-F1 because Disgust is 1.5 % of FER2013).
+#: Metrics given significance tests (accuracy for Birenbaum, macro-F1 because Disgust is 1.5 % of FER2013).
 TESTED_METRICS: tuple[str, ...] = ("accuracy", "macro_f1")
 
 

@@ -30,7 +30,7 @@ from feraug.evaluate.metrics import classification_metrics
 #: (a, b) pairs compared as "b − a" in the augmentation experiment.
 COMPARISONS: tuple[tuple[str, str], ...] = (("baseline", "synthetic"), ("oversample", "synthetic"),
                                             ("baseline", "oversample"))  # fmt: skip
-#: Metrics given significance tests (accuracy for seed 000, macro-F1 because Disgust is 1.5 % of FER2013).
+#: Metrics given significance tests (accuracy for Birenbaum, macro-F1 because Disgust is 1.5 % of FER2013).
 SCALAR_METRICS: tuple[str, ...] = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "macro_auc",
                                    "macro_f1_present", "macro_recall_present")  # fmt: skip
 PER_CLASS_METRICS: tuple[str, ...] = ("precision", "recall", "f1", "auc")

@@ -1,6 +1,6 @@
 """Dataset filtering: score every training face's label, drop the least credible, and check against FER+.
 
-Seed 002 found that FER2013's noise (mislabelled, ambiguous and non-face images) hurt every GAN it
+Pasini et al. found that FER2013's noise (mislabelled, ambiguous and non-face images) hurt every GAN it
 trained. Three scores, each computed only for the *training* faces — validation and test faces
 are never scored, dropped or used to fit anything:
 
@@ -8,7 +8,7 @@ are never scored, dropped or used to fit anything:
   cross-fitted classifiers (:func:`feraug.evaluate.instrument.crossfit.cross_fit`): a face is never scored
   by a model that trained on it, so a memorized wrong label does not vouch for itself.
 * ``likelihood`` — Gaussian log-likelihood of the face's embedding under its annotated class
-  (DeVries et al., NeurIPS 2020, as seed 002 used it). Out of fold by default: fold ``i`` is
+  (DeVries et al., NeurIPS 2020, as Pasini et al. used it). Out of fold by default: fold ``i`` is
   embedded by cross-fitted model ``i`` and scored under Gaussians fitted to the other folds' faces
   in that embedding (Ledoit-Wolf shrinkage: the classes have fewer faces than a covariance has
   entries to estimate well); as each fold has its own feature space, the score is the face's

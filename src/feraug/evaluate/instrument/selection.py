@@ -1,6 +1,6 @@
 """Best-sample selection: keep the synthetic faces most likely to help, drop the rest.
 
-Seed 002 saw its classifier get worse past ~100 synthetic Disgust faces because bad samples
+Pasini et al. saw its classifier get worse past ~100 synthetic Disgust faces because bad samples
 outweighed good ones, and asked for instance selection. Each synthetic face gets three scores
 from the two cross-fitted judges of :mod:`feraug.evaluate.instrument.judges` (those ``feraug quality`` uses):
 

@@ -3,10 +3,36 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from feraug.cli.common import cache_option, field_overrides, load_faces, skip_option, user_errors, with_label_source
+
+if TYPE_CHECKING:
+    from feraug.evaluate.experiment.executors import Executor
+
+executor_option = click.option(
+    "--executor", "executor_text", default="local", show_default=True, metavar="local|processes:N|ray[:ADDRESS]",
+    help="Where the classifiers train: in this process; N at a time in worker processes (each on 1/N of the "
+    "cores, or one GPU each); or as Ray tasks (ray: start or join a local instance; ray:auto or ray:HOST:PORT: "
+    "an existing cluster). The results are the same on every executor.",
+)
+
+
+def parse_executor_option(text: str) -> Executor:
+    """``--executor`` as an executor, or a click error (naming the extra to install when Ray is missing).
+
+    Imported here, not at the top: ``feraug --help`` must not pay for torch.
+    """
+    from feraug.evaluate.experiment.executors import parse_executor
+
+    try:
+        return parse_executor(text)
+    except ImportError as e:
+        raise click.ClickException(str(e)) from None
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--executor") from None
 
 
 @click.group()
@@ -71,6 +97,7 @@ def experiment() -> None:
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N, mps.")
 @click.option("--resume", is_flag=True, help="Reuse the runs an interrupted experiment in --out already finished.")
 @click.option("--quiet", is_flag=True, help="No per-run lines or progress bars.")
+@executor_option
 @skip_option
 @cache_option
 @user_errors
@@ -91,6 +118,7 @@ def experiment_augment(
     device: str | None,
     resume: bool,
     quiet: bool,
+    executor_text: str,
     skip_bad_rows: bool,
     no_cache: bool,
 ) -> None:
@@ -107,6 +135,7 @@ def experiment_augment(
     from feraug.pipelines.experiment import run_augmentation_experiment
     from feraug.synth.synthetic_set import provenance_path, read_provenance
 
+    executor = parse_executor_option(executor_text)
     top = {"protocol": protocol, "seeds": seeds, "balance": balance}
     overrides = [{key: value} for key, value in top.items() if value is not None]
     overrides += field_overrides(
@@ -136,16 +165,17 @@ def experiment_augment(
         other_prov = read_provenance(provenance_path(compare))
         if relabelled:
             other, other_prov = _without_orphans(real, other, other_prov, compare)
-        comparison = run_set_comparison(
-            real, [(names[0], syn, prov), (names[1], other, other_prov)], cfg, out,
-            resume=resume, progress=not quiet, log=None if quiet else click.echo,
-        )  # fmt: skip
+        with executor:
+            comparison = run_set_comparison(
+                real, [(names[0], syn, prov), (names[1], other, other_prov)], cfg, out,
+                resume=resume, progress=not quiet, log=None if quiet else click.echo, executor=executor,
+            )  # fmt: skip
         click.echo((out / "comparison.md").read_text())
         click.echo(f"reports: {', '.join(str(out / n / 'report.html') for n in comparison['sets'])}")
         return
-    results = run_augmentation_experiment(
-        real, syn, prov, cfg, out, resume=resume, progress=not quiet, log=None if quiet else click.echo
-    )
+    with executor:
+        results = run_augmentation_experiment(real, syn, prov, cfg, out, resume=resume, progress=not quiet,
+                                              log=None if quiet else click.echo, executor=executor)  # fmt: skip
 
     name = results["primary_set"]
     arms = results["sets"][name]["arms"]
@@ -193,11 +223,13 @@ def experiment_augment(
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N, mps (GANs and classifiers).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Sweep folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars or per-run lines.")
+@executor_option
 @user_errors
 def sweep(data: str, source: str, target: str, entries: tuple[str, ...], presets: str | None, sets: tuple[str, ...],
           time_budget: str | None, n: int, more: str, seed: int, arch: str | None, seeds: int | None,
           epochs: int | None, steps_per_epoch: int | None, protocol: str | None, exp_config: Path | None,
-          exp_sets: tuple[str, ...], device: str | None, out: Path, quiet: bool) -> None:  # fmt: skip
+          exp_sets: tuple[str, ...], device: str | None, out: Path, quiet: bool,
+          executor_text: str) -> None:  # fmt: skip
     """Compare CycleGAN presets by the augmentation experiment: Pasini et al.'s comparison as one command.
 
     Trains one GAN per entry (OUT/NAME/gan), translates the same --n source faces with each
@@ -215,6 +247,7 @@ def sweep(data: str, source: str, target: str, entries: tuple[str, ...], presets
     from feraug.pipelines.sweep import run_sweep
     from feraug.train.budget import parse_duration
 
+    executor = parse_executor_option(executor_text)
     listed = [*entries, *(p.strip() for p in (presets or "").split(",") if p.strip())]
     if not listed:
         raise click.UsageError("give the entries to compare: --entry NAME=PRESET[,KEY=VALUE...] or --presets A,B")
@@ -232,9 +265,10 @@ def sweep(data: str, source: str, target: str, entries: tuple[str, ...], presets
     assert isinstance(cfg, ExperimentConfig)
     gan_sets = ([f"train.device={device}"] if device is not None else []) + list(sets)
     budget = parse_duration(time_budget) if time_budget is not None else None
-    rows = run_sweep(data, listed, out, source=source, target=target, sets=gan_sets, time_budget=budget, n=n,
-                     more=counts, seed=seed, experiment=cfg, progress=not quiet,
-                     log=None if quiet else click.echo)  # fmt: skip
+    with executor:
+        rows = run_sweep(data, listed, out, source=source, target=target, sets=gan_sets, time_budget=budget, n=n,
+                         more=counts, seed=seed, experiment=cfg, progress=not quiet,
+                         log=None if quiet else click.echo, executor=executor)  # fmt: skip
     click.echo("\n" + (out / "comparison.md").read_text())
     click.echo(f"{len(rows)} experiment(s) compared: {out / 'comparison.md'} (also comparison.json, comparison.png)")
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from feraug.data.dataset import FaceDataset
+from feraug.evaluate.experiment.executors import Executor
 from feraug.evaluate.experiment.run import run_experiment
 from feraug.evaluate.experiment.summary import RunResult, summarize
 from feraug.report.experiment_report import set_comparison_markdown, synthetic_faces_grid, write_report
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 def run_augmentation_experiment(
     data: FaceDataset, synthetic: FaceDataset, provenance: dict[str, np.ndarray], cfg: ExperimentConfig,
     out_dir: str | Path, *, resume: bool = False, progress: bool = False, log: Callable[[str], None] | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Run every (arm, seed, fold) of ``cfg`` and write ``results.json``, ``report.md``, ``report.html`` and plots.
 
@@ -44,20 +46,24 @@ def run_augmentation_experiment(
             cached run is only reused when the faces it trained, selected and was scored on are the same.
         progress: show the classifier's progress bars.
         log: called with one line per run (e.g. ``click.echo``).
+        executor: where the classifiers train (:mod:`feraug.evaluate.experiment.executors`); None: in this process.
 
     Returns:
         The ``results.json`` content.
     """
-    return _experiment(data, synthetic, provenance, cfg, out_dir, resume=resume, progress=progress, log=log)[0]
+    return _experiment(data, synthetic, provenance, cfg, out_dir, resume=resume, progress=progress, log=log,
+                       executor=executor)[0]
 
 
 def _experiment(
     data: FaceDataset, synthetic: FaceDataset, provenance: dict[str, np.ndarray], cfg: ExperimentConfig,
     out_dir: str | Path, *, resume: bool = False, progress: bool = False, log: Callable[[str], None] | None = None,
+    executor: Executor | None = None,
 ) -> tuple[dict[str, Any], list[RunResult]]:  # fmt: skip
     """:func:`run_augmentation_experiment`, also returning the runs (for comparisons across synthetic sets)."""
     out = Path(out_dir)
-    done = run_experiment(data, synthetic, provenance, cfg, out, resume=resume, progress=progress, log=log)
+    done = run_experiment(data, synthetic, provenance, cfg, out, resume=resume, progress=progress, log=log,
+                          executor=executor)
     results = experiment_results(
         done.runs,
         protocol=cfg.protocol,
@@ -81,6 +87,7 @@ def _experiment(
 def run_set_comparison(
     data: FaceDataset, sets: Sequence[tuple[str, FaceDataset, dict[str, np.ndarray]]], cfg: ExperimentConfig,
     out_dir: str | Path, *, resume: bool = False, progress: bool = False, log: Callable[[str], None] | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The augmentation experiment for several synthetic sets (e.g. all faces vs ``feraug select``'s best) on
     identical folds and seeds, and the paired question "did set B's synthetic arm beat set A's?".
@@ -90,7 +97,8 @@ def run_set_comparison(
     into every later set's folder, where the usual check (same training, selection and test faces)
     still guards them. ``out_dir/comparison.json`` and ``comparison.md`` hold, for each later set B
     against the first set A, the primary-metric comparison of B's synthetic arm with A's and with
-    B's own oversampling arm, across seeds as in :func:`~feraug.report.verdict.verdict`.
+    B's own oversampling arm, across seeds as in :func:`~feraug.report.verdict.verdict`. ``executor``
+    runs every set's classifiers (None: in this process).
     """
     if cfg.protocol not in ("standard", "kfold"):
         raise ValueError(f"comparing synthetic sets needs the standard or kfold protocol (a baseline shared by "
@@ -112,7 +120,8 @@ def run_set_comparison(
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(cached, target)
         results_of[name], runs_of[name] = _experiment(data, synthetic, provenance, cfg, sub,
-                                                      resume=resume or i > 0, progress=progress, log=log)  # fmt: skip
+                                                      resume=resume or i > 0, progress=progress, log=log,
+                                                      executor=executor)  # fmt: skip
     first = names[0]
     merged = [r for r in runs_of[first] if r.arm == "baseline"]
     for name in names:

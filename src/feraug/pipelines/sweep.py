@@ -55,6 +55,7 @@ from feraug.config import ConfigError, CycleGANConfig, ExperimentConfig, build_c
 from feraug.core.checkpoint import file_sha256
 from feraug.data.classes import emotion_index
 from feraug.data.load import load_dataset, without_filtered_rows
+from feraug.evaluate.experiment.executors import Executor
 from feraug.nets.classifiers import build_classifier
 from feraug.pipelines.experiment import run_augmentation_experiment
 from feraug.report.sweep_comparison import best_entry, comparison_row, write_comparison
@@ -148,7 +149,7 @@ def run_sweep(
     data: str, entries: Sequence[Entry | str], out: str | Path, *, source: str = "neutral", target: str = "disgust",
     sets: Sequence[str] = (), time_budget: float | None = None, n: int = 100, more: Sequence[int] = (200, 500),
     seed: int = 0, experiment: ExperimentConfig | None = None, progress: bool = False,
-    log: Callable[[str], None] | None = None,
+    log: Callable[[str], None] | None = None, executor: Executor | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Train, translate and run the augmentation experiment for every entry; write the comparison; return its rows.
 
@@ -166,6 +167,8 @@ def run_sweep(
         experiment: the experiment's configuration, identical for every synthetic set (default: its defaults).
         progress: show training progress bars.
         log: called with one line per stage (e.g. ``click.echo``).
+        executor: where the experiments' classifiers train (:mod:`feraug.evaluate.experiment.executors`);
+            None: in this process. The GANs train in this process either way.
 
     Returns:
         One row per experiment (entries at ``n``, then the best entry at each of ``more``), as in
@@ -209,7 +212,8 @@ def run_sweep(
     results: dict[tuple[str, int], dict[str, Any]] = {}
     for name in configs:
         say(f"[sweep] experiment: {name}, {n} faces")
-        results[name, n] = _experiment_stage(real, out / name, n, exp, shared, progress=progress, log=log)
+        results[name, n] = _experiment_stage(real, out / name, n, exp, shared, progress=progress, log=log,
+                                             executor=executor)
     rows = [comparison_row(name, configs[name].preset, n, results[name, n], out / name / f"experiment_{n}",
                            first.data.target) for name in configs]  # fmt: skip
 
@@ -221,7 +225,8 @@ def run_sweep(
         for k in counts[1:]:
             _translate_stage(out / best, k, first.data.source, seed, say)
             say(f"[sweep] experiment: {best}, {k} faces")
-            results[best, k] = _experiment_stage(real, out / best, k, exp, shared, progress=progress, log=log)
+            results[best, k] = _experiment_stage(real, out / best, k, exp, shared, progress=progress, log=log,
+                                                   executor=executor)
             rows.append(comparison_row(best, configs[best].preset, k, results[best, k],
                                        out / best / f"experiment_{k}", first.data.target))  # fmt: skip
     write_comparison(rows, out, settings=settings, best=best)
@@ -362,7 +367,8 @@ def _share(donor: Path | None, folder: Path, arm: str) -> list[Path]:
 
 
 def _experiment_stage(real: Any, entry_dir: Path, n: int, cfg: ExperimentConfig, donors: _Donors, *,
-                      progress: bool, log: Callable[[str], None] | None) -> dict[str, Any]:  # fmt: skip
+                      progress: bool, log: Callable[[str], None] | None,
+                      executor: Executor | None) -> dict[str, Any]:  # fmt: skip
     """The augmentation experiment on ``synthetic_{n}.csv`` in ``experiment_{n}``; its ``results.json``.
 
     ``sweep_input.json`` records the synthetic set's hash: a finished experiment is reused only for
@@ -389,7 +395,7 @@ def _experiment_stage(real: Any, entry_dir: Path, n: int, cfg: ExperimentConfig,
         over = _share(donors.oversample.get(n), folder, "oversample")
         try:
             results = run_augmentation_experiment(real, syn, prov, cfg, folder, resume=True, progress=progress,
-                                                  log=log)  # fmt: skip
+                                                  log=log, executor=executor)  # fmt: skip
         except ValueError as e:
             if "computed on other faces" not in str(e) or not over:
                 raise
@@ -398,7 +404,7 @@ def _experiment_stage(real: Any, entry_dir: Path, n: int, cfg: ExperimentConfig,
             for p in over:
                 p.unlink(missing_ok=True)
             results = run_augmentation_experiment(real, syn, prov, cfg, folder, resume=True, progress=progress,
-                                                  log=log)  # fmt: skip
+                                                  log=log, executor=executor)  # fmt: skip
     donors.baseline = donors.baseline or folder
     donors.oversample.setdefault(n, folder)
     return results

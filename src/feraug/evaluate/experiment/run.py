@@ -1,8 +1,10 @@
 """Train every arm, seed and fold of an augmentation experiment (or reuse the runs an interrupted one finished).
 
 :func:`run_experiment` checks the folds, the leakage guard and the output folder before any file
-is written, records the configuration (``config.yaml``, ``meta.json``), then trains each
-classifier in turn through the prediction cache (:mod:`feraug.evaluate.experiment.cache`). What the
+is written, records the configuration (``config.yaml``, ``meta.json``), reads back every job the
+prediction cache (:mod:`feraug.evaluate.experiment.cache`) already holds and hands the rest to an
+executor (:mod:`feraug.evaluate.experiment.executors`: this process, worker processes or a Ray
+cluster), which caches each job as it finishes, so an interrupted experiment resumes. What the
 runs mean is :mod:`~feraug.evaluate.experiment.summary`'s to compute and :mod:`feraug.report`'s to
 say; :mod:`feraug.pipelines.experiment` chains the three.
 """
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
+from tqdm.auto import tqdm
 
 from feraug.data.dataset import FaceDataset
 from feraug.evaluate.experiment.arms import (
@@ -28,7 +31,8 @@ from feraug.evaluate.experiment.arms import (
     generators_of,
     source_positions,
 )
-from feraug.evaluate.experiment.cache import Job, train_and_predict
+from feraug.evaluate.experiment.cache import Job, JobSpec, cached_result, job_spec, run_job
+from feraug.evaluate.experiment.executors import Executor, LocalExecutor
 from feraug.evaluate.experiment.protocols import Fold, kfold_protocol, standard_protocol, trts_protocol, tstr_protocol
 from feraug.evaluate.experiment.summary import RunResult
 from feraug.train.device import resolve_device
@@ -98,6 +102,7 @@ class ExperimentRuns:
 def run_experiment(
     data: FaceDataset, synthetic: FaceDataset, provenance: dict[str, np.ndarray], cfg: ExperimentConfig,
     out_dir: str | Path, *, resume: bool = False, progress: bool = False, log: Callable[[str], None] | None = None,
+    executor: Executor | None = None,
 ) -> ExperimentRuns:  # fmt: skip
     """Train every (arm, seed, fold) of ``cfg`` into ``out_dir`` (predictions cached in ``out_dir/predictions``).
 
@@ -109,8 +114,10 @@ def run_experiment(
         out_dir: output folder; ``config.yaml`` and ``meta.json`` record the configuration.
         resume: reuse cached predictions of an interrupted experiment with the same configuration; a
             cached run is only reused when the faces it trained, selected and was scored on are the same.
-        progress: show the classifier's progress bars.
+        progress: show the classifier's progress bars (local executor) or the jobs' progress bar (others).
         log: called with one line per run (e.g. ``click.echo``).
+        executor: where the jobs run (:func:`~feraug.evaluate.experiment.executors.parse_executor`);
+            None: one after the other in this process. The results are the same on every executor.
     """
     out = Path(out_dir)
     config = cfg.model_dump(mode="json")
@@ -125,11 +132,33 @@ def run_experiment(
             raise ValueError(f"{out}/config.yaml differs from this configuration: cannot resume with other settings")
     write_run_info(out, config, 0, resolve_device(cfg.classifier.device))
     combined = concat(data, synthetic)
-    runs = []
-    for i, job in enumerate(jobs, 1):
-        if log:
-            log(f"[{i}/{len(jobs)}] arm {job.arm}, seed {job.seed}, fold {job.fold.name}: "
-                f"{job.train.size} training faces")  # fmt: skip
-        cache = out / "predictions" / f"{job.arm}-seed{job.seed}-{job.fold.name}.npz"
-        runs.append(train_and_predict(job, combined, cfg, cache, progress))
+    executor = executor or LocalExecutor()
+    local = isinstance(executor, LocalExecutor)  # a worker's classifier bars would only garble one another
+    specs = [job_spec(job, combined, cfg, out / "predictions", progress and local) for job in jobs]
+    runs = [cached_result(spec, combined) for spec in specs]  # every cache checked before any training
+    todo = [i for i, run in enumerate(runs) if run is None]
+    say = log or (lambda _line: None)
+    for i in sorted(set(range(len(jobs))) - set(todo)):
+        say(_job_line(specs[i].job, i, len(jobs), "cached"))
+    position = {id(specs[i]): i for i in todo}
+
+    def announced(spec: JobSpec, shared: FaceDataset) -> RunResult:
+        """In this process: say which run trains before its (long) training starts."""
+        say(_job_line(spec.job, position[id(spec)], len(jobs), "training"))
+        return run_job(spec, shared)
+
+    if not local:
+        say(f"{len(todo)} of {len(jobs)} runs to train on {executor.name}")
+    for k, result in executor.map(announced if local else run_job, [specs[i] for i in todo], combined,
+                                  progress=progress):  # fmt: skip
+        runs[todo[k]] = result
+        if not local:
+            with tqdm.external_write_mode():  # above the jobs' progress bar, not through it
+                say(_job_line(specs[todo[k]].job, todo[k], len(jobs), "done"))
     return ExperimentRuns(runs, folds, guard, sources, config)
+
+
+def _job_line(job: Job, i: int, n: int, state: str) -> str:
+    """One line per run: ``[i/n] arm ..., seed ..., fold ...: N training faces, state``."""
+    return (f"[{i + 1}/{n}] arm {job.arm}, seed {job.seed}, fold {job.fold.name}: {job.train.size} training "
+            f"faces, {state}")  # fmt: skip

@@ -25,7 +25,7 @@ import yaml
 from feraug.data.dataset import FaceDataset
 from feraug.figures.grid import labelled_grid, save_image
 from feraug.figures.plots import plot_confusion_matrix, plot_per_class_bars, plot_per_class_changes
-from feraug.report.verdict import headline
+from feraug.report.verdict import headline, interval_text, per_class_rows
 
 _SCALARS = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("macro_auc", "macro-AUC"),
             ("macro_precision", "macro precision"), ("macro_recall", "macro recall (balanced accuracy)"))  # fmt: skip
@@ -178,9 +178,11 @@ def _set_blocks(results: dict[str, Any], name: str, figures: list[Block]) -> lis
                           [[c, *(_pt(d["per_class"][c][k]) for k, _ in _PER_CLASS)] for c in classes])]  # fmt: skip
     if s["comparisons"]:
         blocks += [_heading("Significance", 3),
-                   _text("Differences b − a in percentage points. The 'primary' row of each comparison decides "
-                         "the verdict; its interval is across training seeds (paired t over seeds, or the "
-                         "corrected t over k-fold folds). 'seeds p' is that paired t-test's p; the Wilcoxon p "
+                   _text("Differences b − a in percentage points. The 'primary' rows decide the verdict (the "
+                         "primary metric and, with a target class, its F1, each at its Bonferroni-corrected level); "
+                         "the 'control' row is the positive control; the deciding interval is across training "
+                         "seeds (paired t over seeds, or the corrected t over k-fold folds), clipped to [-100, +100] "
+                         "for a class's own metric. 'seeds p' is that paired t-test's p; the Wilcoxon p "
                          "is shown only where it can reach 0.05 (6+ seeds). 'test-set noise only' resamples the "
                          "test images with all runs pooled: it ignores training randomness and never decides. "
                          "'power' is the chance this design had to show a true gain of the minimum size.")]  # fmt: skip
@@ -197,10 +199,12 @@ def _set_blocks(results: dict[str, Any], name: str, figures: list[Block]) -> lis
                     seeds_p += f" (Wilcoxon {_p(pt_['p_wilcoxon'])})"
             power = t.get("power")
             rows.append([f"{t['b']} vs {t['a']}", f"{t['metric']} ({t.get('role', '-')})", _pt(t["diff"]),
-                         _ci(prim["ci95"]) if prim else "-", _p(prim["p"]) if prim else "-", seeds_p,
+                         interval_text(prim) if prim else "-", _p(prim["p"]) if prim else "-", seeds_p,
                          _ci(boot["ci95"]) if boot else "-", _ci(ct["ci95"]) if ct else "-",
-                         "-" if power is None else f"{100 * power:.0f}%", t.get("outcome", "-")])  # fmt: skip
-        blocks.append(_table(["comparison", "metric", "diff", "primary 95% CI", "p", "seeds p",
+                         "-" if power is None else f"{100 * power:.0f}%",
+                         t.get("outcome", "-") + (f" (interval: {t['interval_outcome']})"
+                                                  if "interval_outcome" in t else "")])  # fmt: skip
+        blocks.append(_table(["comparison", "metric", "diff", "deciding CI", "p", "seeds p",
                               "test-set noise only CI", "corrected t CI", "power", "outcome"], rows))  # fmt: skip
         per_seed = [[f"{t['b']} vs {t['a']}", t["metric"], str(b["seed"]), _pt(b["diff"]), _ci(b["ci95"]), _p(b["p"])]
                     for t in s["comparisons"] for b in t.get("bootstrap_per_seed", [])]  # fmt: skip
@@ -211,6 +215,25 @@ def _set_blocks(results: dict[str, Any], name: str, figures: list[Block]) -> lis
         if notes:
             blocks.append(Block("bullets", items=tuple(notes)))
     return [*blocks, *figures]
+
+
+def _checks_blocks(results: dict[str, Any]) -> list[Block]:
+    """The target-class checks that precede any YES or NO: what was checked, what was found."""
+    primary = results["primary_set"]
+    checks = results["sets"][primary].get("checks") if primary else None
+    if not checks:
+        return []
+    target, c = checks["target"], checks["control"]
+    control = "not assessed (one seed)" if c["passed"] is None else (
+        f"{'passed' if c['passed'] else 'FAILED'}: oversample − baseline {target} recall {_pt(c['diff'])} pt, 95% CI "
+        f"{_ci(c['ci95'])} ({c['method']})")  # fmt: skip
+    items = [f"{target} test faces: {checks['support']} per run",
+             f"the baseline predicted {target} (recall > 0) in {checks['seeds_predicting']} of {checks['seeds']} "
+             "seed(s); needed: at least half", f"positive control {control}"]  # fmt: skip
+    verdict = "passed: the answers above are read" if checks["informative"] else (
+        f"failed, so every answer is NOT INFORMATIVE: {'; '.join(checks['reasons'])}. To change: {checks['advice']}")
+    return [_heading(f"Target-class checks ({target})", 3), Block("bullets", items=tuple(items)),
+            _text(f"Checks {verdict}.")]  # fmt: skip
 
 
 def report_blocks(results: dict[str, Any], figures: dict[str, list[Block]], lead: Sequence[Block] = ()) -> list[Block]:
@@ -234,11 +257,16 @@ def report_blocks(results: dict[str, Any], figures: dict[str, list[Block]], lead
     sentences = [v["sentence"] for v in results["verdict"].values()]
     none = "This protocol has no synthetic-vs-baseline or synthetic-vs-oversampling comparison."
     blocks.append(Block("bullets", items=tuple(sentences)) if sentences else _text(none))
-    for arm, lines in results["delta_lines"].items():
-        if lines:
-            blocks.append(_text(f"Exploratory, not part of the verdict — per-class changes of {arm} vs baseline on "
-                                f"{results['primary_set']} with across-seed 95% CIs (one test face of a small "
-                                "class moves its recall by several points): " + "; ".join(lines) + "."))  # fmt: skip
+    blocks += _checks_blocks(results)
+    changes = {**results.get("per_class_versus", {}),
+               **{f"{arm} vs baseline": c for arm, c in results["per_class_changes"].items() if arm != "synthetic"}}
+    rows = per_class_rows(changes)
+    if rows:
+        blocks += [_heading("Per-class changes (exploratory)", 3),
+                   _text(f"Not part of the verdict: each class's change on {results['primary_set']}, percentage "
+                         "points, with its interval clipped to [-100, +100] (one test face of a small class moves "
+                         "its recall by several points; one interval per row, so some exclude 0 by chance)."),
+                   _table(["class", "arm vs ref", "change", "interval", "method"], rows)]  # fmt: skip
     dropped = list(guard["dropped_per_fold"].values())
     blocks += [_heading("Protocol"), _text(results["split_note"] + "."),
                _text(f"Leakage guard: of {guard['n_synthetic']} synthetic faces, {guard['total_dropped']} were dropped "

@@ -83,7 +83,8 @@ def _delta(d: dict[str, Any]) -> str:
     return f"{100 * d['diff']:+.1f}" + ("" if not ci else f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]")
 
 
-_ANSWERS = {"yes": "YES", "no": "NO", "worse": "NO (worse)", "not_shown": "NOT SHOWN", None: "—"}
+_ANSWERS = {"yes": "YES", "no": "NO", "worse": "NO (worse)", "not_shown": "NOT SHOWN",
+            "not_informative": "NOT INFORMATIVE", None: "—"}  # fmt: skip
 
 
 def comparison_markdown(rows: Sequence[dict[str, Any]], settings: dict[str, Any], best: str | None) -> str:

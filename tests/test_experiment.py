@@ -4,6 +4,7 @@ predictions (no training), and one tiny end-to-end run with all three arms."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -216,6 +217,31 @@ def test_verdict_says_no_when_synthetic_equals_oversampling(real: FaceDataset) -
     v = results["verdict"]["synthetic_vs_oversample"]
     assert v["answer"] == "no" and " NO: macro-F1 +0.0 pt [97.5% CI +0.0, +0.0]" in v["sentence"]
     assert "a gain of +2.0 pt or more is ruled out" in v["sentence"]
+
+
+def test_report_of_an_experiment_that_cannot_see_its_target_class(real: FaceDataset, tmp_path: Path) -> None:
+    """Synthetic Disgust faces, but toy Disgust has 1 test face and the fake baseline never gets it right in 2
+    seeds: every answer NOT INFORMATIVE, the report says why and what to change, and no interval leaves ±100 pt."""
+    folds = standard_protocol(real)
+    syn, _ = synthetic_from(real, folds[0].train[:20])
+    guard = {"n_synthetic": 20, "dropped_per_fold": {"standard": 2}}
+    config = {"classifier": {"arch": "fast", "epochs": 4}}
+    results = experiment_results(fake_runs(folds, real.labels.numpy(), 2), protocol="standard", data=real,
+                                 synthetic=syn, folds=folds, guard=guard, config=config, n_boot=200)  # fmt: skip
+    checks = results["sets"]["test"]["checks"]
+    assert checks["target"] == "Disgust" and checks["support"] == 1 and not checks["informative"]
+    assert {v["answer"] for v in results["verdict"].values()} == {"not_informative"}
+    assert set(results["verdict"]) == {"synthetic_vs_oversample", "synthetic_vs_baseline",
+                                       "synthetic_vs_oversample_target_f1", "synthetic_vs_baseline_target_f1"}
+    for changes in results["per_class_versus"].values():
+        assert all(-1 <= c["ci95"][0] <= c["ci95"][1] <= 1 and "test-set noise only" in c["method"] for c in changes)
+    md = write_report(results, tmp_path)["markdown"].read_text()
+    lead = md.split("\n\n")[1]
+    assert lead.startswith("**Did synthetic faces beat oversampling real faces? NOT INFORMATIVE: ")
+    assert "### Target-class checks (Disgust)" in md and "more epochs" in md
+    assert "| class | arm vs ref | change | interval | method |" in md and "Exploratory, not part" not in md
+    assert "not_informative (interval: " in md
+    assert not any(abs(float(x)) > 100 for x in re.findall(r"CI ([-+]\d+\.\d), ", md))
 
 
 def test_kfold_uses_the_corrected_t_test_and_pools_the_fixed_test_set() -> None:

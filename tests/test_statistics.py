@@ -11,7 +11,18 @@ import pytest
 from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score
 
-from feraug.evaluate.experiment.statistics import corrected_resampled_ttest, paired_bootstrap, paired_test
+from feraug.evaluate.experiment.statistics import (
+    bonferroni_level,
+    bootstrap_interval,
+    class_paired_bootstrap,
+    clip_interval,
+    corrected_resampled_ttest,
+    paired_bootstrap,
+    paired_t_power,
+    paired_test,
+    seeds_for_power,
+    t_interval,
+)
 
 # Test accuracy (%) of 5 seeds per arm, same seeds and splits.
 BASELINE = [65.09, 64.71, 65.52, 64.93, 65.30]
@@ -166,3 +177,50 @@ def test_power_is_finite_and_rises_with_noncentrality_where_scipy_cdf_gave_nan()
         assert all(b >= a - 1e-12 for a, b in itertools.pairwise(powers)), df
     # a spread of 0.1 pt for a 2 pt gain: two seeds already give ncp 28 at 1 df, power > 0.8
     assert seeds_for_power(0.001) == 2
+
+
+@pytest.mark.parametrize("metric", ["f1", "recall"])
+def test_class_paired_bootstrap_matches_slow_reference(metric: str) -> None:
+    """Per class, the same resamples scored by scikit-learn one by one (two runs per arm, averaged)."""
+    from sklearn.metrics import recall_score
+
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 4, 60)
+    pa, pb = (np.where(rng.random((2, 60)) < acc, y, rng.integers(0, 4, (2, 60))) for acc in (0.5, 0.7))
+    fast = class_paired_bootstrap(y, pa, pb, metric, 4, n_boot=300, seed=3, level=0.975)
+    score = f1_score if metric == "f1" else recall_score
+    idx = np.random.default_rng(3).integers(0, 60, size=(300, 60))
+
+    def per_class(p: np.ndarray, r: np.ndarray) -> np.ndarray:
+        return score(y[r], p[r], labels=range(4), average=None, zero_division=0)
+
+    delta = np.array([np.mean([per_class(p, r) for p in pb], 0) - np.mean([per_class(p, r) for p in pa], 0)
+                      for r in idx])  # fmt: skip
+    full = np.arange(60)
+    for k, rec in enumerate(fast):
+        observed = np.mean([per_class(p, full) for p in pb], 0) - np.mean([per_class(p, full) for p in pa], 0)
+        assert rec["diff"] == pytest.approx(observed[k])
+        assert rec["ci95"] == pytest.approx(list(np.percentile(delta[:, k], [2.5, 97.5])))
+        assert rec["ci"] == pytest.approx(list(np.percentile(delta[:, k], [1.25, 98.75])))
+        assert -1 <= rec["ci"][0] <= rec["ci95"][0] <= rec["ci95"][1] <= rec["ci"][1] <= 1 and rec["level"] == 0.975
+    with pytest.raises(ValueError, match="per-class metric"):
+        class_paired_bootstrap(y, pa, pb, "auc", 4)
+
+
+def test_intervals_at_a_corrected_level_and_clipped_to_the_metric_range() -> None:
+    a, b = np.array(BASELINE), np.array(AUGMENTED)
+    r = paired_test(a, b)
+    expected = stats.ttest_rel(b, a).confidence_interval(0.975)
+    assert t_interval(r["mean_diff"], r["se_diff"], r["df"], 0.975) == pytest.approx([expected.low, expected.high])
+    assert t_interval(r["mean_diff"], r["se_diff"], r["df"], 0.95) == pytest.approx(r["ci95"])
+    assert bonferroni_level(2) == pytest.approx(0.975)
+    assert clip_interval([-3.0, 2.5]) == [-1.0, 1.0] and clip_interval([-0.2, 0.3]) == [-0.2, 0.3]
+    delta = np.random.default_rng(0).normal(size=1000)
+    boot = bootstrap_interval(delta, level=0.95)
+    assert boot["ci"] == boot["ci95"] and bootstrap_interval(delta, 0.975)["ci"][1] > boot["ci95"][1]
+
+
+def test_seeds_for_power_bisection_agrees_with_a_linear_search() -> None:
+    for sd in (0.005, 0.0155, 0.03, 0.08, 0.5):
+        linear = next((n for n in range(2, 201) if paired_t_power(n, sd) >= 0.8), None)
+        assert seeds_for_power(sd) == linear

@@ -9,7 +9,7 @@ from scipy import stats
 
 from feraug.evaluate.experiment.statistics import MIN_GAIN, clip_interval, decide, paired_t_power, seeds_for_power
 from feraug.evaluate.experiment.summary import EvalSet, RunResult, per_class_changes, summarize
-from feraug.report.verdict import headline, per_class_rows, verdict
+from feraug.report.verdict import headline, per_class_delta_lines, per_class_rows, verdict
 
 CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 
@@ -308,12 +308,14 @@ def test_per_class_intervals_are_bounded_and_few_seeds_fall_back_to_the_test_ima
     three = per_class_changes(runs, summary, "synthetic", CLASSES)
     assert all(-1.0 <= c["ci95"][0] <= c["diff"] <= c["ci95"][1] <= 1.0 for c in three)
     assert any(c["ci95"] in ([-1.0, 1.0],) or c["ci95"][0] == -1.0 for c in three)  # 2 df: clipped, not +-150 pt
-    assert {c["method"] for c in three} == {"paired t over 3 seeds (2 df)"}
+    assert {c["method"] for c in three} == {"paired t, 3 seeds"}
     two = [r for r in runs if r.seed < 2]
     few = per_class_changes(two, summarize(two, CLASSES, comparisons=[("baseline", "synthetic")], n_boot=100),
                             "synthetic", CLASSES, n_boot=200)  # fmt: skip
-    assert all("test-set noise only" in c["method"] and "2 seed(s), too few" in c["method"] for c in few)
+    assert all(c["method"].startswith("test-set noise only") and "2 seed(s), too few" in c["method"] for c in few)
     assert all(-1.0 <= c["ci95"][0] <= c["ci95"][1] <= 1.0 and c["ci95"][1] - c["ci95"][0] < 0.5 for c in few)
     rows = per_class_rows({"synthetic vs baseline": few})
-    assert rows[0][1] == "synthetic vs baseline" and rows[0][3].startswith("test-set noise only ")
+    assert rows[0][1] == "synthetic vs baseline" and rows[0][4].startswith("test-set noise only")
+    line = per_class_delta_lines(few)[0]
+    assert line.startswith("Angry ") and "[test-set noise only " in line
     assert clip_interval([-3.2, 0.4]) == [-1.0, 0.4]

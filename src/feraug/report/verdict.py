@@ -172,6 +172,8 @@ def per_class_rows(changes: dict[str, Sequence[dict[str, Any]]]) -> list[list[st
         for name, rows in changes.items():
             for d in rows:
                 if d["class"] == c and d["diff"] is not None:
+                    ci = d.get("ci95")
                     out.append([c, name, f"{d['metric'].replace('f1', 'F1')} {points(d['diff'])}",
-                                _change_interval(d).strip("[]") or "-", d.get("method") or "-"])  # fmt: skip
+                                f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else "-",
+                                d.get("method") or "across seeds, 95%"])  # fmt: skip
     return out

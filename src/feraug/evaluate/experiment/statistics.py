@@ -243,7 +243,7 @@ def bootstrap_interval(delta: np.ndarray, level: float = 0.95) -> dict[str, Any]
     """
     n_boot = delta.size
     low, high = np.percentile(delta, [2.5, 97.5])
-    tail = 50.0 * (1.0 - level)
+    tail = (100.0 - 100.0 * level) / 2.0  # 2.5 exactly at level 0.95 (50·(1 − 0.95) is not)
     c_low, c_high = np.percentile(delta, [tail, 100.0 - tail])
     below, above = int(np.sum(delta <= 0)), int(np.sum(delta >= 0))
     return {"ci95": [float(low), float(high)], "ci": [float(c_low), float(c_high)], "level": level,

@@ -123,8 +123,8 @@ def _compare(a_runs: list[RunResult], b_runs: list[RunResult], name: str, metric
     seed nothing decides ("not_shown"). The test-image bootstrap is otherwise reported as
     "test-set noise only". ``primary["ci95"]`` is the 95 % interval, ``primary["ci"]`` the one at
     ``level`` that decides (below 95 % never; above it when a multiplicity correction shares the
-    error rate among several questions). A per-class metric (``target_*``) lies in [0, 1], so its
-    intervals are clipped to [-1, 1]. ``outcome`` is
+    error rate among several questions). Every tested metric lies in [0, 1], so both are clipped
+    to [-1, 1] (a t-interval over 2 seeds once reached ±300 points). ``outcome`` is
     :func:`~feraug.evaluate.experiment.statistics.decide` of the deciding interval; ``power`` is the
     chance this design had of showing a true +``min_gain`` gain at the observed seed-to-seed spread
     (at the same level), and ``seeds_for_80`` how many seeds would reach 80 %.
@@ -175,8 +175,7 @@ def _compare(a_runs: list[RunResult], b_runs: list[RunResult], name: str, metric
                           "diff": 0.0, "ci95": pt["ci95"], "ci": pt["ci95"], "p": pt["p_ttest"]}  # fmt: skip
     if "primary" in out:
         out["primary"]["level"] = level
-        if metric.startswith("target_"):
-            out["primary"]["ci95"], out["primary"]["ci"] = (clip_interval(out["primary"][k]) for k in ("ci95", "ci"))
+        out["primary"]["ci95"], out["primary"]["ci"] = (clip_interval(out["primary"][k]) for k in ("ci95", "ci"))
         out["outcome"] = decide(out["primary"]["ci"], min_gain)
     else:
         out["outcome"] = "not_shown"
@@ -224,9 +223,9 @@ def _target_checks(target: str, seeds: Sequence[int], recall: dict[str, Sequence
     if prim is not None and len(seeds) == 2 and prim["method"].startswith("paired t") and boot is not None:
         ci = boot["ci95"]
         passed = bool(np.all(per_seed("oversample") > base) and ci[0] > 0)
-        method = "2 seeds: positive in both, and the test-image bootstrap (test-set noise only) above 0"
+        method = "with 2 seeds, a lift in both seeds and a test-image bootstrap interval above 0"
     elif prim is not None:
-        ci, method = prim["ci95"], prim["method"]
+        ci, method = prim["ci95"], f"interval above 0, {prim['method']}"
         passed = bool(ci[0] > 0)
     reasons = []
     if support == 0:
@@ -238,8 +237,8 @@ def _target_checks(target: str, seeds: Sequence[int], recall: dict[str, Sequence
                        "least half)")  # fmt: skip
     if passed is False:
         reasons.append(f"oversampling did not lift {target} recall over the baseline ({100 * control['diff']:+.1f} pt "
-                       f"[95% CI {100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]): the positive control failed, so added "
-                       f"{target} faces could not show either")  # fmt: skip
+                       f"[95% CI {100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]; rule: {method}): the positive control "
+                       f"failed, so added {target} faces could not show either")  # fmt: skip
     advice = None
     if reasons:
         advice = (f"train the classifier longer (more epochs) or with another recipe (class weights, another "
@@ -387,12 +386,11 @@ def per_class_changes(runs: Sequence[RunResult], summary: dict[str, Any], arm: s
     seeds = sorted(set(by_arm.get(arm, {})) & set(by_arm.get(ref, {})))
     metrics_of = {x: {s: [_run_metrics(r, name, classes) for r in by_arm[x][s]] for s in seeds} for x in (ref, arm)}
     boot: dict[str, list[dict[str, Any]]] = {}
-    method = f"paired t over {len(seeds)} seeds ({len(seeds) - 1} df)"
+    method = f"paired t, {len(seeds)} seeds"
     if len(seeds) < 3:
-        method = f"{len(seeds)} seed(s): no interval"
+        method = f"none ({len(seeds)} seed(s))"
         if seeds and summary["sets"][name]["shared_images"]:
-            method = (f"{len(seeds)} seed(s), too few for an across-seed interval: test-image paired bootstrap, "
-                      "test-set noise only")  # fmt: skip
+            method = f"test-set noise only: test-image bootstrap ({len(seeds)} seed(s), too few for a t-interval)"
             pair = [[r for s in seeds for r in by_arm[x][s]] for x in (ref, arm)]
             y = pair[0][0].evals[name].y_true
             pa, pb = (np.stack([r.evals[name].prob.argmax(axis=1) for r in rs]) for rs in pair)

@@ -142,8 +142,11 @@ def _lead_figures(results: dict[str, Any], folder: Path) -> list[Block]:
     if versus:
         path = plot_per_class_changes(versus, results["classes"], folder / "f1_change.png",
                                       title=f"Per-class F1 change on {results['primary_set']}")  # fmt: skip
+        noise_only = any((d.get("method") or "").startswith("test-set noise only") for c in versus.values() for d in c)
+        kind = ("test-image bootstrap 95% intervals (test-set noise only: too few seeds for an across-seed interval)"
+                if noise_only else "95% CIs across seeds")  # fmt: skip
         caption = ("Per-class F1 change of the synthetic arm against each alternative, percentage points, with "
-                   "95% CIs across seeds (exploratory: one interval per class)")  # fmt: skip
+                   f"{kind}, clipped to ±100 (exploratory: one interval per class)")  # fmt: skip
         figs.append(Block("figure", caption, path=path))
     faces = results.get("synthetic_faces")
     if faces and (folder / faces["file"]).is_file():

@@ -403,6 +403,10 @@ def decide(ci95: Sequence[float], min_gain: float = MIN_GAIN) -> str:
     * ``"no"`` — it contains 0 but lies below ``+min_gain``: any gain is smaller than the minimum that
       matters (an equivalence-style statement, the interval's upper end is the largest gain still plausible);
     * ``"not_shown"`` — it contains 0 and reaches ``+min_gain``: the experiment could not tell.
+
+    A fifth answer, ``"not_informative"``, is no interval's: the summary gives it to every comparison of
+    a set whose target-class checks fail (the baseline never predicts the class, or oversampling does not
+    lift it), because then no interval of that set answers the question, whatever it says.
     """
     low, high = float(ci95[0]), float(ci95[1])
     if low > 0:

@@ -81,7 +81,7 @@ class _Progress:
         self.bar.close()
 
 
-# Worker-process state, set once per process by _init_worker: the shared object and the job function.
+# Worker-process state, set once per process by _init_worker: the object every job of the map reads.
 _SHARED: Any = None
 
 
@@ -97,6 +97,7 @@ def _init_worker(shared: Any, threads: int, gpus: int, counter: Any) -> None:
 
 
 def _call(fn: JobFn, item: Any) -> Any:
+    """In a worker: one job, with the faces its initializer received (only ``fn`` and ``item`` cross per job)."""
     return fn(item, _SHARED)
 
 

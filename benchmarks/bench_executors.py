@@ -1,0 +1,93 @@
+"""Wall time of one demo-size augmentation experiment under each executor, and whether their predictions agree.
+
+    python benchmarks/bench_executors.py [--executors local processes:2 ray] [--seeds 2 --epochs 2 --steps 40]
+
+The experiment is the demo's (``feraug demo``) without its GAN: 3,000 toy faces with the demo's
+class weights, 100 mirrored Neutral training faces relabelled Disgust as the synthetic set, the
+demo's fast classifier, standard protocol: 3 arms x ``--seeds`` jobs. Each executor runs it once
+into a fresh folder (nothing cached), timed from the call to the last job's predictions. ``ray``
+starts a local instance bound to 127.0.0.1 with ``os.cpu_count()`` CPUs before the clock starts
+(attaching to a cluster is not what is measured) and stops it after. ``local`` trains at this
+process's thread count (all cores for one job), ``processes:N`` at 1/N of the cores and ``ray`` at 1
+core per job: where the last two run at the same thread count (``processes:2`` on 2 cores) they must
+agree bitwise; they are compared and the result printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from feraug.config import ExperimentConfig
+from feraug.data import FaceDataset, make_toy_faces
+from feraug.demo import DEMO_CLASS_WEIGHTS
+from feraug.evaluate.experiment.executors import parse_executor
+from feraug.evaluate.experiment.protocols import standard_protocol
+from feraug.evaluate.experiment.run import run_experiment
+from feraug.evaluate.instrument.crossfit import judge_config
+
+NEUTRAL, DISGUST = 6, 1
+
+
+def demo_experiment(n_synthetic: int, seeds: int, epochs: int, steps: int,
+                    ) -> tuple[FaceDataset, FaceDataset, dict[str, np.ndarray], ExperimentConfig]:  # fmt: skip
+    """The demo's data and classifier, with mirrored real faces standing in for the GAN's translations."""
+    real = make_toy_faces(n=3000, seed=0, class_weights=DEMO_CLASS_WEIGHTS)
+    (fold,) = standard_protocol(real)
+    sources = fold.train[real.labels.numpy()[fold.train] == NEUTRAL][:n_synthetic]
+    syn = FaceDataset(real.images[torch.from_numpy(sources)].flip(-1), torch.full((len(sources),), DISGUST),
+                      np.full(len(sources), "Training"), np.arange(len(sources)), source="mirror")  # fmt: skip
+    prov = {"synthetic_row": np.arange(len(sources)), "source_row": real.rows[sources],
+            "label": np.full(len(sources), DISGUST)}  # fmt: skip
+    clf = judge_config(("batch_size=64", "augment=false", "lr=1e-2", "device=cpu"), epochs=epochs,
+                       steps_per_epoch=steps)  # fmt: skip
+    return real, syn, prov, ExperimentConfig(protocol="standard", seeds=seeds, classifier=clf, n_boot=200)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--executors", nargs="+", default=["local", "processes:2", "ray"])
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=40, help="classifier steps per epoch")
+    ap.add_argument("--synthetic", type=int, default=100)
+    args = ap.parse_args()
+    inputs = demo_experiment(args.synthetic, args.seeds, args.epochs, args.steps)
+    print(f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}; {3 * args.seeds} jobs of {args.epochs} "
+          f"x {args.steps} steps; load: 1-minute load average")  # fmt: skip
+    probs: dict[str, list[np.ndarray]] = {}
+    print(f"{'executor':<14}{'wall s':>8}{'load before':>13}{'load after':>12}")  # other work on the machine shows
+    with tempfile.TemporaryDirectory() as tmp:
+        for text in args.executors:
+            executor = parse_executor(text)
+            if text.startswith("ray"):
+                import ray
+
+                os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+                ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                         _node_ip_address="127.0.0.1", log_to_driver=False)  # fmt: skip
+            try:
+                load, start = os.getloadavg()[0], time.perf_counter()
+                with executor:
+                    done = run_experiment(*inputs, Path(tmp) / text.replace(":", "_"), executor=executor)
+                wall = time.perf_counter() - start
+            finally:
+                if text.startswith("ray"):
+                    ray.shutdown()
+            probs[text] = [e.prob for r in done.runs for e in r.evals.values()]
+            print(f"{text:<14}{wall:>8.1f}{load:>13.1f}{os.getloadavg()[0]:>12.1f}", flush=True)
+    parallel = [t for t in probs if t != "local"]
+    if len(parallel) > 1:
+        same = all(np.array_equal(a, b) for t in parallel[1:] for a, b in zip(probs[parallel[0]], probs[t],
+                                                                                strict=True))  # fmt: skip
+        print(f"{' and '.join(parallel)}: predictions {'bitwise equal' if same else 'DIFFER'}")
+
+
+if __name__ == "__main__":
+    main()

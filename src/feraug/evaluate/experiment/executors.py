@@ -68,7 +68,8 @@ class _Progress:
     """The whole experiment's one progress bar: jobs done, running and failed (worker deaths), with an ETA."""
 
     def __init__(self, total: int, show: bool) -> None:
-        self.bar = tqdm(total=total, unit="job", desc="jobs", disable=not show or total == 0, dynamic_ncols=True)
+        self.bar = tqdm(total=total, unit="job", desc="jobs", disable=None if show and total else True,
+                        dynamic_ncols=True)  # None: tqdm hides itself when stderr is not a terminal (logs, CI)
         self.running = self.failed = 0
 
     def update(self, *, done: int = 0, running: int | None = None, failed: int = 0) -> None:
@@ -171,6 +172,8 @@ class RayExecutor(Executor):
 
     def map(self, fn: JobFn, items: Sequence[T], shared: Any, *,
             progress: bool = False) -> Iterator[tuple[int, R]]:  # fmt: skip
+        if not items:  # all cached: no reason to start or join a cluster
+            return
         import ray
 
         if not ray.is_initialized():

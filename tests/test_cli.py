@@ -95,5 +95,6 @@ def test_demo_runs(tmp_path: Path) -> None:
     assert (demo / "synthetic_disgust.quality" / "quality.json").is_file() and "real source (untranslated)" in out
     assert "GAN bar: the translations' transfer above control" in out
     assert "classifier test accuracy (mean over seeds): baseline" in out
+    assert "a smoke run of the pipeline: 1 seed of a classifier" in out
     assert (demo / "selected_disgust.provenance.csv").is_file() and (demo / "experiment" / "comparison.md").is_file()
     assert "Did the 'selected' synthetic faces beat the 'all' ones?" in out

@@ -112,6 +112,9 @@ def run_demo(
     exp_dir = out / "experiment"
     echo(f"[5/5] augmentation experiment, all and selected synthetic faces: baseline vs + synthetic vs "
          f"oversampling, {seeds} seeds, in {exp_dir}")  # fmt: skip
+    plural = "s" if seeds != 1 else ""
+    echo(f"      a smoke run of the pipeline: {seeds} seed{plural} of a classifier trained for seconds on toy faces "
+         f"answer nothing about GANs (the verdicts below say how many seeds an answer would need)")  # fmt: skip
     chosen, chosen_prov = load_synthetic_set(selection.csv, cache_dir=False)
     assert chosen_prov is not None
     comparison = run_set_comparison(data, [("all", synthetic, prov), ("selected", chosen, chosen_prov)], exp,

@@ -16,7 +16,9 @@ for every model family unchanged.
 
 from __future__ import annotations
 
+import itertools
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,17 +68,28 @@ def init_distributed(device: torch.device) -> tuple[DistInfo, torch.device]:
     return info, device
 
 
+#: Counts this process's group shutdowns, so that each meets its peers on its own store key.
+_SHUTDOWNS = itertools.count()
+
+
 def shutdown(info: DistInfo, *, failed: bool = False) -> None:
     """Leave the process group feraug started, at the end of a run (NCCL warns about open groups at exit).
 
     After a run that ended normally every process first waits for the others: gloo aborts a process
     ("terminate called without an active exception", 1 exit in 3 on a 2-core CPU) when its peer tears the
-    group down while its own connection is still open. After a failure nobody waits: a peer that died would
-    leave the barrier hanging.
+    group down while one of its collectives is still completing. A collective barrier alone leaves that
+    window open for its own last message (a peer may leave it and tear down first: seen once in ~400 runs),
+    so the processes then meet once more on the rendezvous store, whose messages do not travel over
+    gloo's connections. After a failure nobody waits: a peer that died would leave the barrier hanging.
     """
     if info.owns_group and dist.is_initialized():
         if not failed:
             dist.barrier()
+            store = dist.distributed_c10d._get_default_store()  # the one init_process_group rendezvoused on
+            key = f"feraug/shutdown/{next(_SHUTDOWNS)}"  # a store can outlive a group (torchrun's agent's does)
+            store.add(key, 1)
+            while store.add(key, 0) < info.world:
+                time.sleep(0.01)
         dist.destroy_process_group()
 
 

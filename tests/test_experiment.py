@@ -404,6 +404,10 @@ def test_set_comparison_trains_the_baseline_once_and_asks_which_set_won(real: Fa
         assert (tmp_path / "all" / "predictions" / name).read_bytes() == (tmp_path / "best" / "predictions" /
                                                                          name).read_bytes()  # fmt: skip
     assert set(out["verdict"]) == {"synthetic:best_vs_synthetic:all", "synthetic:best_vs_oversample:best"}
+    own = json.loads((tmp_path / "all" / "results.json").read_text())
+    assert not own["sets"][own["primary_set"]]["checks"]["informative"]  # two training steps learn no class ...
+    for answer in out["verdict"].values():  # ... and then no cross-set question can be answered either
+        assert answer["answer"] == "not_informative" and "in set 'all'" in answer["sentence"], answer
     assert out["sets"]["best"]["n_synthetic"] == 10
     assert set(out["arms"]) == {"baseline", "synthetic:all", "oversample:all", "synthetic:best", "oversample:best"}
     md = (tmp_path / "comparison.md").read_text()

@@ -135,6 +135,7 @@ def run_set_comparison(
                        f"Did the {name!r} synthetic faces beat oversampling as many real faces?")]  # fmt: skip
     summary = summarize(merged, data.classes, comparisons=pairs, n_boot=cfg.n_boot, kfold=cfg.protocol == "kfold",
                         primary_metric=cfg.primary_metric, min_gain=cfg.min_gain)  # fmt: skip
+    _inherit_failed_checks(summary, {name: results_of[name] for name in names})
     answers = verdict(summary, questions)
     primary = summary["primary_set"]
     table = {arm: {m: s[m] for m in ("accuracy", "macro_f1")} for arm, s in summary["sets"][primary]["arms"].items()}
@@ -144,3 +145,21 @@ def run_set_comparison(
     (out / "comparison.json").write_text(json.dumps(comparison, indent=2, allow_nan=False))
     (out / "comparison.md").write_text(set_comparison_markdown(names, primary, table, answers))
     return comparison
+
+
+def _inherit_failed_checks(summary: dict[str, Any], results_of: dict[str, dict[str, Any]]) -> None:
+    """Make every cross-set answer NOT INFORMATIVE when a set's own target-class checks failed.
+
+    The cross-set comparisons pool arms of several sets under new names, so :func:`summarize` cannot run the
+    checks on them; but they train the same classifier on the same folds, so a classifier that never predicts
+    the target class (or that oversampling does not lift) cannot tell two synthetic sets apart either.
+    """
+    for name, results in results_of.items():
+        checks = results["sets"][results["primary_set"]].get("checks") if results.get("primary_set") else None
+        if checks is None or checks["informative"]:
+            continue
+        merged = summary["sets"][summary["primary_set"]]
+        merged["checks"] = {**checks, "reasons": [f"in set {name!r}, {r}" for r in checks["reasons"]]}
+        for t in merged["comparisons"]:
+            t["interval_outcome"], t["outcome"] = t["outcome"], "not_informative"
+        return

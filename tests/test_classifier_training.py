@@ -111,13 +111,16 @@ def test_tta_probabilities(trained: ClassifierRun, splits) -> None:
     np.testing.assert_allclose(as_float, tta, atol=1e-6)
 
 
-def test_resume_after_interruption_is_bitwise_exact(tmp_path: Path, splits, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resume_after_interruption_is_bitwise_exact(tmp_path: Path, splits, monkeypatch: pytest.MonkeyPatch,
+                                                    ema: float) -> None:  # fmt: skip
     """Cosine schedule, augmentation, dropout and val selection: 2 epochs straight == 1, crash, resume.
 
-    Bitwise: the same process and thread count (1, this module's fixture) redo the same work.
+    Bitwise: the same process and thread count (1, this module's fixture) redo the same work. With
+    ``ema`` the averaged weights (what validation selects) must resume exactly too.
     """
     train, val, _ = splits
-    cfg = config(epochs=2, steps_per_epoch=3, lr=3e-3, schedule="cosine", log_every=2)
+    cfg = config(epochs=2, steps_per_epoch=3, lr=3e-3, schedule="cosine", log_every=2, ema=ema)
     straight = train_classifier(cfg, train, val, tmp_path / "straight", progress=False)
 
     calls = {"n": 0}
@@ -142,6 +145,8 @@ def test_resume_after_interruption_is_bitwise_exact(tmp_path: Path, splits, monk
     assert a["weights"].keys() == b["weights"].keys()
     different = [k for k in a["weights"] if not torch.equal(a["weights"][k], b["weights"][k])]
     assert not different, f"resumed weights differ in {different[:5]}"
+    if ema:
+        assert all(torch.equal(a["ema_weights"][k], b["ema_weights"][k]) for k in a["ema_weights"])
     for pid, state in a["optimizer"]["state"].items():
         assert all(torch.equal(v, b["optimizer"]["state"][pid][k]) for k, v in state.items() if torch.is_tensor(v))
     for x, y in zip(straight.net.state_dict().values(), resumed.net.state_dict().values(), strict=True):
@@ -151,6 +156,24 @@ def test_resume_after_interruption_is_bitwise_exact(tmp_path: Path, splits, monk
     assert [r["epoch"] for r in log if r["kind"] == "epoch"] == [1, 2]  # the crashed epoch's lines are gone
     steps = [r["step"] for r in log if r["kind"] == "step"]
     assert steps == sorted(set(steps))
+
+
+def test_ema_weights_are_the_ones_validated_and_kept(tmp_path: Path, splits) -> None:
+    """With ``ema`` the selected weights are the average: best.pt holds last.pt's averaged weights (no val:
+    the last epoch is best), they differ from the live weights, and the batch-norm statistics are averaged
+    too (an average of the live net's running means, not a copy of them)."""
+    train, _, _ = splits
+    run = train_classifier(config(epochs=2, steps_per_epoch=4, lr=3e-3, ema=0.9), train, None, tmp_path / "r",
+                           progress=False)  # fmt: skip
+    last, best = load_checkpoint(last_checkpoint(tmp_path / "r")), load_checkpoint(best_checkpoint(tmp_path / "r"))
+    for k, v in best["weights"].items():
+        assert torch.equal(v, last["ema_weights"][k].contiguous()), k
+        assert torch.equal(run.net.state_dict()[k], v), k
+    floats = [k for k, v in last["weights"].items() if v.is_floating_point()]
+    assert any("running_mean" in k for k in floats)
+    assert all(not torch.equal(last["weights"][k], last["ema_weights"][k]) for k in floats)
+    counters = [k for k in last["weights"] if k not in floats]
+    assert counters and all(torch.equal(last["weights"][k], last["ema_weights"][k]) for k in counters)
 
 
 def test_resume_extends_a_finished_run(tmp_path: Path, splits) -> None:

@@ -205,8 +205,9 @@ def train_classifier(
     click.echo(f"{ds.source}: {len(train_ds):,} train / {len(val_ds):,} val / {len(test_ds):,} test faces; "
                f"{splits.note}")  # fmt: skip
     budget = parse_duration(time_budget) if time_budget is not None else None
+    test_passes = len(test_ds) / max(len(val_ds), 1) * (10 if cfg.tta else 1)  # in plain validation passes
     run = run_training(cfg, train_ds, val_ds, out, resume=resume, progress=not quiet, time_budget=budget,
-                       started=STARTED, reserve_validations=len(test_ds) / max(len(val_ds), 1))  # fmt: skip
+                       started=STARTED, reserve_validations=test_passes)  # fmt: skip
     if run.budget is not None:
         b = run.budget
         done = sum(run.config.epoch_steps or []) if run.config is not None else b.total_steps

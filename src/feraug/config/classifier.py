@@ -58,7 +58,11 @@ class ClassifierConfig(Strict):
     augmentation: ClassifierAugmentConfig = ClassifierAugmentConfig()
     early_stopping_patience: int | None = Field(None, ge=1, description="epochs without val improvement; None = off")
     select_metric: Literal["macro_f1", "accuracy"] = Field("macro_f1", description="val metric that picks best.pt")
-    tta: bool = Field(False, description="ten-crop test-time augmentation for validation and the final test")
+    ema: float = Field(0.0, ge=0.0, lt=1.0, description="decay of an exponential moving average of the weights "
+                       "(and batch-norm statistics) that is validated, selected and saved in place of the raw "
+                       "weights; 0 = off. Its warm-up (1+t)/(10+t) lets short runs use it")  # fmt: skip
+    tta: bool = Field(False, description="ten-crop test-time augmentation when the trained net predicts (the final "
+                      "test, an experiment's predictions); epoch selection on val sees plain faces")  # fmt: skip
     seed: int = 0
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     amp: bool | Literal["auto"] = Field("auto", description="autocast on CUDA; auto = on for CUDA only")

@@ -31,7 +31,7 @@ from feraug.train.run_folder import best_checkpoint
 
 def validation_scores(net: ExpressionClassifier, val: FaceDataset, device: torch.device, *, tta: bool,
                       tta_padding: int) -> tuple[dict[str, Any], float]:  # fmt: skip
-    """Metrics of ``net`` on the validation faces, never augmented (ten-crop TTA with ``tta``), and their loss."""
+    """Metrics of ``net`` on the validation faces (ten-crop TTA with ``tta``), and their loss."""
     proba = predict_proba(net, val, tta=tta, device=device, tta_padding=tta_padding)
     y = val.labels.numpy()
     metrics = classification_metrics(y, proba.argmax(1), proba, val.classes)
@@ -55,7 +55,8 @@ def train_classifier(
 
     Arguments, run folder, resume and time budget as :func:`feraug.train.classifier.fit_classifier`.
     """
-    validate = functools.partial(validation_scores, tta=cfg.tta, tta_padding=tta_padding_for(cfg))
+    # selection sees the plain faces: ten-crop views at every epoch end would cost ten validation passes
+    validate = functools.partial(validation_scores, tta=False, tta_padding=tta_padding_for(cfg))
     return fit_classifier(cfg, train, val, run_dir, validate=validate, resume=resume, progress=progress,
                           time_budget=time_budget, started=started,
                           reserve_validations=reserve_validations)  # fmt: skip

@@ -13,7 +13,7 @@ Design, and why:
   global RNG state is restored afterwards.
 * **Selection on validation only.** After each epoch the net is scored on ``val`` by the
   caller's validator (:func:`feraug.evaluate.classifier.train_classifier` passes prediction and
-  metrics, never augmented; ten-crop TTA when ``cfg.tta``), and the weights with the best
+  metrics on plain faces; ``cfg.tta`` applies when the trained net predicts), and the weights with the best
   ``select_metric`` are kept (``checkpoints/best.pt``) and returned. The test split is never seen
   during training.
 * **Learning rate as a function of the step** for ``cosine``/``onecycle``/``constant`` (nothing
@@ -50,7 +50,7 @@ from feraug.data.dataset import FaceDataset
 from feraug.train.budget import END_MARGIN, HEADROOM, OnTime, plan_schedule
 from feraug.train.classifier_run import ClassifierFit, ClassifierRun, Validator
 from feraug.train.device import resolve_device
-from feraug.train.run_folder import last_checkpoint
+from feraug.train.run_folder import check_start
 from feraug.train.runinfo import write_run_info
 
 
@@ -111,16 +111,7 @@ def fit_classifier(
     """
     _check_data(cfg, train, val)
     run_dir = Path(run_dir) if run_dir is not None else None
-    if resume:
-        if run_dir is None:
-            raise ValueError("resume needs the run_dir of the run to continue")
-        if not last_checkpoint(run_dir).is_file():
-            raise FileNotFoundError(f"nothing to resume: {last_checkpoint(run_dir)} does not exist")
-    elif run_dir is not None and last_checkpoint(run_dir).exists():
-        raise FileExistsError(f"{run_dir} already holds a run; resume it or pick another output folder")
-    if resume and time_budget is not None:
-        raise ValueError("a time budget is resolved once, when a run starts (into its config.yaml); "
-                         "resume continues that fixed schedule: drop the time budget")  # fmt: skip
+    check_start(run_dir, resume=resume, time_budget=time_budget)
     start = time.perf_counter() if started is None else started
     device = resolve_device(cfg.device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type=device.type):

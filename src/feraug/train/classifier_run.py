@@ -6,6 +6,7 @@ divergence guard, precision and layout) is described in :mod:`feraug.train.class
 """
 
 
+import copy
 import dataclasses
 import math
 import tempfile
@@ -29,9 +30,9 @@ from feraug.nets.classifiers import ExpressionClassifier, build_classifier, clas
 from feraug.train.budget import BudgetPlan, OnTime, synchronize
 from feraug.train.device import autocast_dtype
 from feraug.train.run_folder import (
-    TrainingDivergedError,
     append_metrics,
     best_checkpoint,
+    diverged,
     last_checkpoint,
     truncate_metrics,
 )
@@ -145,6 +146,8 @@ class ClassifierFit:
         net = build_classifier(cfg.arch, n_classes=len(train.classes), in_channels=1, size=cfg.size, **cfg.arch_kwargs)
         self.net = net.to(device, memory_format=self.memory_format)
         self.arch = net.arch
+        # the averaged copy that validation, selection and best.pt see (cfg.ema > 0)
+        self.ema = copy.deepcopy(self.net).requires_grad_(False) if cfg.ema > 0 else None
         params = self.net.parameters()
         if cfg.optimizer == "sgd":
             self.opt: torch.optim.Optimizer = torch.optim.SGD(
@@ -198,6 +201,7 @@ class ClassifierFit:
             **self._common(),
             "kind": "last",
             "weights": self.net.state_dict(),
+            "ema_weights": self.ema.state_dict() if self.ema is not None else None,
             "optimizer": self.opt.state_dict(),
             "scheduler": self.plateau.state_dict() if self.plateau is not None else None,
             "scaler": self.scaler.state_dict(),
@@ -216,6 +220,8 @@ class ClassifierFit:
         state = load_checkpoint(last_checkpoint(self.run_dir), family=FAMILY, arch=self.arch,
                                 map_location=str(self.device))  # fmt: skip
         self.net.load_state_dict(state["weights"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema_weights"])
         self.opt.load_state_dict(state["optimizer"])
         if self.plateau is not None and state["scheduler"] is not None:
             self.plateau.load_state_dict(state["scheduler"])
@@ -278,7 +284,26 @@ class ClassifierFit:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt)
         self.scaler.update()
+        if self.ema is not None:
+            self._update_ema()
         return loss.detach(), (logits.detach().argmax(1) == y).sum()
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """Move the average toward the live weights, batch-norm statistics included: an averaged net
+        with the live net's statistics would normalise with numbers that belong to other weights.
+
+        The decay warms up as ``(1 + t) / (10 + t)`` so the first steps' random weights fade fast
+        (a 10-minute run has a few thousand steps; a fixed 0.999 would still remember the start).
+        """
+        assert self.ema is not None
+        decay = min(self.cfg.ema, (1.0 + self.step) / (10.0 + self.step))
+        mine = [t for t in self.ema.state_dict().values() if t.is_floating_point()]
+        theirs = [t for t in self.net.state_dict().values() if t.is_floating_point()]
+        torch._foreach_lerp_(mine, theirs, 1.0 - decay)
+        for a, b in zip(self.ema.buffers(), self.net.buffers(), strict=True):
+            if not a.is_floating_point():
+                a.copy_(b)
 
     def _check(self, losses: list[torch.Tensor], first_step: int) -> np.ndarray:
         """One host sync per window: the losses, or an error naming the first non-finite one."""
@@ -289,11 +314,8 @@ class ClassifierFit:
             index = step - self._epoch_start  # within the epoch now running (self.epoch finished before it)
             kept = (f"{last_checkpoint(self.run_dir)} (epoch {self.epoch}) is intact" if self.run_dir and self.epoch
                     else "no checkpoint was written yet")  # fmt: skip
-            raise TrainingDivergedError(
-                f"non-finite training loss ({values[bad[0]]}) at epoch {self.epoch + 1}, step {index + 1} of "
-                f"{self.epoch_steps[self.epoch]} (global step {step + 1}); {kept}. Lower lr, or resume after "
-                "changing it."
-            )
+            raise diverged(f"epoch {self.epoch + 1}, step {index + 1} of {self.epoch_steps[self.epoch]} (global step "
+                           f"{step + 1})", f"the training loss is non-finite ({values[bad[0]]})", kept)  # fmt: skip
         return values
 
     def _epoch(self) -> None:
@@ -349,7 +371,7 @@ class ClassifierFit:
         self.epoch = epoch + 1
         if improved:
             self.best_score, self.best_epoch, self.best_metrics = score, self.epoch, metrics
-            self.best_state = _state_to_cpu(self.net)
+            self.best_state = _state_to_cpu(self.ema if self.ema is not None else self.net)
             self.bad_epochs = 0
             self._save_best()
         else:
@@ -416,7 +438,7 @@ class ClassifierFit:
     def _validate(self) -> tuple[dict[str, Any], float]:
         """Val metrics (by the caller's validator) and the val loss."""
         assert self.val is not None
-        return self.validate(self.net, self.val, self.device)
+        return self.validate(self.ema if self.ema is not None else self.net, self.val, self.device)
 
     def _postfix(self, loss: float) -> dict[str, str]:
         shown = {"loss": f"{loss:.3g}"}
@@ -434,6 +456,7 @@ class ClassifierFit:
     def result(self) -> ClassifierRun:
         """The best weights as a fresh CPU net in eval mode."""
         net = classifier_from_arch(self.arch)
-        net.load_state_dict(self.best_state if self.best_state is not None else _state_to_cpu(self.net))
+        live = self.ema if self.ema is not None else self.net
+        net.load_state_dict(self.best_state if self.best_state is not None else _state_to_cpu(live))
         best_score = self.best_score if self.best_epoch else math.nan
         return ClassifierRun(net.eval(), self.best_epoch, best_score, list(self.history), self.run_dir, self.cfg)

@@ -26,7 +26,7 @@ from feraug.train.device import gan_autocast_dtype, resolve_device
 from feraug.train.distributed import DistInfo, barrier, init_distributed, max_over, shard, shutdown
 from feraug.train.families import Family, family_of
 from feraug.train.provenance import write_training_rows
-from feraug.train.run_folder import last_checkpoint
+from feraug.train.run_folder import check_start
 from feraug.train.runinfo import write_run_info
 from feraug.train.trainer import Schedule, Trainer
 
@@ -131,11 +131,7 @@ def train(
     schedule goes into ``config.yaml`` and the measurements into ``meta.json`` (``budget``).
     """
     run_dir = Path(run_dir)
-    if not resume and last_checkpoint(run_dir).exists():
-        raise FileExistsError(f"{run_dir} already holds a run; pass resume to continue it or pick another --out")
-    if resume and time_budget is not None:
-        raise ValueError("a time budget is resolved once, when a run starts (into its config.yaml); "
-                         "--resume continues that fixed schedule: drop --time-budget")  # fmt: skip
+    check_start(run_dir, resume=resume, time_budget=time_budget)
     trainer = build_trainer(cfg, run_dir, data=data, progress=progress, time_budget=time_budget, started=started)
     try:
         if resume:

@@ -22,6 +22,31 @@ class TrainingDivergedError(FloatingPointError):
     """A loss became NaN/inf or exceeded ``max_loss``; the message names it and the last good checkpoint."""
 
 
+def check_start(run_dir: Path | None, *, resume: bool, time_budget: float | None) -> None:
+    """Refuse, before any work, a start that would lose or misread a run: one rule for both trainers.
+
+    A fresh start into a folder that holds a run would overwrite its checkpoints; a resume needs
+    ``last.pt``; a time budget is resolved once, when a run starts (into its ``config.yaml``), so a
+    resume continues that fixed schedule instead of re-resolving it.
+    """
+    if resume:
+        if run_dir is None:
+            raise ValueError("resume needs the run folder of the run to continue")
+        if not last_checkpoint(run_dir).is_file():
+            raise FileNotFoundError(f"nothing to resume: {last_checkpoint(run_dir)} does not exist")
+        if time_budget is not None:
+            raise ValueError("a time budget is resolved once, when a run starts (into its config.yaml); "
+                             "resume continues that fixed schedule: drop the time budget (--time-budget)")  # fmt: skip
+    elif run_dir is not None and last_checkpoint(run_dir).exists():
+        raise FileExistsError(f"{run_dir} already holds a run; resume it (--resume) or pick another output folder")
+
+
+def diverged(where: str, culprits: str, kept: str) -> TrainingDivergedError:
+    """The error both trainers raise: what went non-finite (or exploded), where, and what is still intact."""
+    return TrainingDivergedError(f"training diverged at {where}: {culprits}; {kept}. Lower the learning rate(s), "
+                                 "or resume (--resume) after changing them.")  # fmt: skip
+
+
 def last_checkpoint(run_dir: Path) -> Path:
     """Where a run keeps the state to resume from."""
     return run_dir / "checkpoints" / "last.pt"

@@ -47,8 +47,8 @@ from feraug.train.distributed import (
 )
 from feraug.train.run_folder import (
     METRICS_FILE,
-    TrainingDivergedError,
     append_metrics,
+    diverged,
     last_checkpoint,
     truncate_metrics,
 )
@@ -418,10 +418,8 @@ class Trainer:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in culprits.items()) or "a loss"
         last = (f"the last good checkpoint {self.last_good[0]} (step {self.last_good[1]}) is intact"
                 if self.last_good else "no checkpoint was written yet")  # fmt: skip
-        raise TrainingDivergedError(
-            f"training diverged at or before step {self.step}: {shown} is non-finite or above max_loss="
-            f"{self.max_loss:g}; {last}. Lower the learning rates, or resume with --resume after changing them."
-        )
+        raise diverged(f"or before step {self.step}", f"{shown} is non-finite or above max_loss={self.max_loss:g}",
+                       last)  # fmt: skip
 
     def _open_tensorboard(self) -> None:
         if not self.dist.is_main:

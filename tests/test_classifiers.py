@@ -111,3 +111,21 @@ def test_surreal_batch_norm_option_and_more_classes() -> None:
     assert net(torch.zeros(2, 3, 48, 48)).shape == (2, 3)
     with pytest.raises(ValueError, match="unknown norm"):
         build_classifier("surreal", norm="group")
+
+
+def test_fast_work_size_reads_48_and_computes_at_fewer_pixels() -> None:
+    """``work_size`` resizes inside the net: same input and interface, fewer pixels per conv, arch rebuilds it,
+    and a net without it keeps the arch it always had (checkpoints saved before the option still load)."""
+    small = build_classifier("fast", work_size=40)
+    x = torch.rand(3, 1, 48, 48) * 2 - 1
+    assert small(x).shape == (3, 7) and small.features(x).shape == (3, small.feature_dim)
+    assert "work_size" not in build_classifier("fast").arch["kwargs"]
+    rebuilt = classifier_from_arch(small.arch)
+    rebuilt.load_state_dict(small.state_dict())
+    small.eval(), rebuilt.eval()
+    assert torch.equal(small(x), rebuilt(x))
+    # the first layer is the resize: every convolution after it runs at 40x40 and below
+    stem_in = small.trunk[0](x)
+    assert stem_in.shape == (3, 1, 40, 40)
+    with pytest.raises(ValueError, match="size"):
+        build_classifier("fast", work_size=4)

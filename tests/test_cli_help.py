@@ -33,7 +33,7 @@ def commands(group: click.Group = main, prefix: tuple[str, ...] = ()) -> list[tu
     return out
 
 
-@pytest.mark.parametrize("family", ["cyclegan", "dcgan", "expression"])
+@pytest.mark.parametrize("family", ["cyclegan", "dcgan", "expression", "classifier"])
 def test_every_shipped_preset_is_in_its_trainers_help(family: str) -> None:
     text = help_text("train", family)
     missing = [p for p in available_presets(family) if not re.search(rf"(?<![\w-]){re.escape(p)}(?![\w-])", text)]

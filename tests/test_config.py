@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from feraug.cli import main
-from feraug.config import ClassifierConfig, ConfigError, CycleGANConfig, build_config, parse_override
+from feraug.config import ClassifierConfig, ConfigError, CycleGANConfig, ExperimentConfig, build_config, parse_override
 
 
 def cyclegan(*sets: str) -> CycleGANConfig:
@@ -65,3 +65,26 @@ def test_cli_reports_the_key_and_stops_before_training(tmp_path: Path, override:
     assert result.exit_code == 1, result.output
     assert result.output.strip() == message
     assert not out.exists()  # nothing was started
+
+
+def test_classifier_preset_fills_what_is_not_given() -> None:
+    """A classifier preset is the base, given fields win, and an experiment's classifier starts from the CPU recipe
+    even when given field by field (``--set classifier.lr=...``), unless it names ``preset: null``."""
+    recipe = ClassifierConfig(preset="classifier-fast-cpu")
+    assert (recipe.arch, recipe.batch_size, recipe.schedule, recipe.tta) == ("fast", 128, "onecycle", True)
+    assert recipe.ema > 0 and recipe.epochs * (recipe.steps_per_epoch or 0) > 0
+    assert ClassifierConfig(preset="classifier-fast-cpu", lr=1e-4).lr == 1e-4
+    other = ClassifierConfig(preset="classifier-fast-cpu", arch="simple")  # the preset's arch_kwargs are fast's
+    assert other.arch_kwargs == {} and other.ema == recipe.ema
+    assert ExperimentConfig().classifier == recipe
+    exp = build_config(ExperimentConfig, overrides=[parse_override("classifier.lr=1e-4")], family="experiment")
+    assert isinstance(exp, ExperimentConfig)
+    assert exp.classifier.arch == "fast" and exp.classifier.lr == 1e-4
+    plain = build_config(ExperimentConfig, overrides=[parse_override("classifier.preset=null")], family="experiment")
+    assert isinstance(plain, ExperimentConfig) and plain.classifier == ClassifierConfig()
+    again = ClassifierConfig.model_validate(recipe.model_dump(mode="json"))  # a saved config.yaml reloads as itself
+    assert again == recipe
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        ClassifierConfig(preset="nope")
+    with pytest.raises(ValueError, match="not a classifier preset"):
+        ClassifierConfig(preset="cyclegan")

@@ -62,7 +62,8 @@ def experiment() -> None:
     "folds and seeds: each set gets its own report in --out/<name>, and comparison.md asks whether it beat "
     "--synthetic.",
 )
-@click.option("--classifier", "arch", default=None, help="Classifier: simple, surreal, vgg, fast or resnet.")
+@click.option("--classifier", "arch", default=None, help="Classifier: simple, surreal, vgg, fast or resnet; the "
+              "rest of the recipe stays the classifier-fast-cpu preset's.  [default: fast]")
 @click.option("--seeds", type=click.IntRange(1), default=None,
               help="Train every arm with seeds 0..N-1.  [default: 7: ~80% power for a +2 pt macro-F1 gain]")
 @click.option(
@@ -210,7 +211,8 @@ def experiment_augment(
               help="Face counts the best entry (largest gain over oversampling at --n) translates and is "
                    "tested with too, as Pasini et al. did; none to skip.")
 @click.option("--seed", default=0, show_default=True, help="The GANs' train.seed and which source faces are drawn.")
-@click.option("--classifier", "arch", default=None, help="Experiment classifier: simple, surreal, vgg, fast or resnet.")
+@click.option("--classifier", "arch", default=None, help="Experiment classifier: simple, surreal, vgg, fast or "
+              "resnet; the rest of the recipe stays the classifier-fast-cpu preset's.  [default: fast]")
 @click.option("--seeds", type=click.IntRange(1), default=None, help="Experiment seeds per arm.  [default: 7]")
 @click.option("--epochs", type=int, default=None, help="Classifier epochs.")
 @click.option("--steps-per-epoch", type=int, default=None, help="Cap classifier steps per epoch (quick runs).")

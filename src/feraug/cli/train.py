@@ -144,6 +144,8 @@ def train_expression(data: str | None, preset: str, **run: Any) -> None:
 @train.command("classifier")
 @click.option("--data", default=None, help="FER2013 CSV, image folder, or toy[:N[:SEED]] (split by standard_splits).")
 @click.option("--arch", default=None, help="simple, surreal, vgg, fast or resnet.  [default: simple]")
+@click.option("--preset", default=None, help="Start from a classifier preset: classifier-fast-cpu (the CPU recipe "
+              "experiments train by default; --arch and --set win over it).  [default: none]")
 @click.option(
     "--config",
     "config_file",
@@ -159,14 +161,15 @@ def train_expression(data: str | None, preset: str, **run: Any) -> None:
 @click.option("--steps-per-epoch", type=int, default=None, help="Cap steps per epoch (quick runs).")
 @click.option("--seed", type=int, default=None)
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N, mps.")
-@click.option("--tta", is_flag=True, help="Ten-crop test-time augmentation for selection and the test.")
+@click.option("--tta", is_flag=True, help="Ten-crop test-time augmentation for the test (selection sees plain faces).")
 @click.option("--time-budget", default=None, metavar="DURATION",
               help="Fit the whole schedule into e.g. 15m or 900s: a short measurement fixes epochs and steps, "
               "written into config.yaml so --resume and re-runs are exact.")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
 def train_classifier(
-    data: str | None, arch: str | None, config_file: Path | None, sets: tuple[str, ...], out: Path, resume: bool,
+    data: str | None, arch: str | None, preset: str | None, config_file: Path | None, sets: tuple[str, ...],
+    out: Path, resume: bool,
     epochs: int | None, batch_size: int | None, lr: float | None, steps_per_epoch: int | None, seed: int | None,
     device: str | None, tta: bool, quiet: bool, time_budget: str | None,
 ) -> None:  # fmt: skip
@@ -186,7 +189,8 @@ def train_classifier(
     from feraug.train.classifier_run import tta_padding_for
     from feraug.train.device import resolve_device
 
-    given = {"data": data, "arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+    given = {"preset": preset, "data": data, "arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+             "seed": seed,
              "steps_per_epoch": steps_per_epoch, "device": device, "tta": True if tta else None}  # fmt: skip
     overrides = [{k: v} for k, v in given.items() if v is not None] + [parse_override(s) for s in sets]
     if resume:

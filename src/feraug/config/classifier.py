@@ -35,6 +35,8 @@ class ClassifierConfig(Strict):
     Flat, because a classifier run has few knobs: ``--set lr=0.01`` or ``--set augmentation.erase_p=0``.
     """
 
+    preset: str | None = Field(None, description="a classifier preset (feraug/presets/classifier-*.yaml) whose "
+                               "values fill every field not given; None: the defaults below")  # fmt: skip
     data: str | None = Field(None, description="dataset the CLI splits with standard_splits (API: pass datasets)")
     arch: str = Field("simple", description="simple, surreal, vgg, fast or resnet (feraug.nets.classifiers)")
     arch_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra constructor arguments of arch")
@@ -76,11 +78,32 @@ class ClassifierConfig(Strict):
         "among the seven emotions are left out, in every split)")  # fmt: skip
     ferplus: str | None = Field(None, description="FER+ votes aligned with data (ferplus.csv.gz); labels=ferplus-*")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_preset(cls, data: Any) -> Any:
+        """The preset's values under the given ones, so ``--set lr=...`` still wins over the preset.
+
+        Another ``arch`` than the preset's drops the preset's ``arch_kwargs``: they are that net's arguments.
+        """
+        if isinstance(data, dict) and data.get("preset") is not None:
+            from feraug.config.loading import merge, preset_values
+
+            base = preset_values(str(data["preset"]), "classifier")
+            if data.get("arch", base.get("arch")) != base.get("arch"):
+                base.pop("arch_kwargs", None)
+            return merge(base, data)
+        return data
+
     @model_validator(mode="after")
     def _ferplus_file(self) -> ClassifierConfig:
         if self.labels != "fer2013" and self.ferplus is None:
             raise ValueError(f"labels={self.labels} needs ferplus=PATH (the FER+ votes file, ferplus.csv.gz)")
         return self
+
+
+#: The preset an experiment's classifier starts from unless it names another (or ``preset: null``): the
+#: recipe with the best measured PublicTest accuracy per CPU minute (docs/classifiers.md).
+EXPERIMENT_CLASSIFIER = "classifier-fast-cpu"
 
 
 class ExperimentConfig(Strict):
@@ -90,12 +113,23 @@ class ExperimentConfig(Strict):
     for the splits.
     """
 
+    @model_validator(mode="before")
+    @classmethod
+    def _classifier_preset(cls, data: Any) -> Any:
+        """A classifier given field by field (``--set classifier.lr=...``) still starts from the preset."""
+        if isinstance(data, dict) and isinstance(data.get("classifier"), dict) and "preset" not in data["classifier"]:
+            return {**data, "classifier": {"preset": EXPERIMENT_CLASSIFIER, **data["classifier"]}}
+        return data
+
     protocol: Literal["standard", "kfold", "tstr", "trts"] = Field(
         "standard", description="standard (Usage splits), kfold (Pasini et al.: fixed test set + repeated k-fold), "
         "tstr (train synthetic, test real), trts (train real, test synthetic)")  # fmt: skip
     seeds: int = Field(7, ge=1, description="train every arm with seeds 0..seeds-1 (same seed = same init, order); "
                        "7 gives ~80% power for a +2 pt macro-F1 gain at FER2013-like seed spread (README)")
-    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    classifier: ClassifierConfig = Field(
+        default_factory=lambda: ClassifierConfig(preset=EXPERIMENT_CLASSIFIER),
+        description=f"the classifier every arm trains; fields not given come from the {EXPERIMENT_CLASSIFIER} "
+        "preset (classifier.preset=null: ClassifierConfig's own defaults)")  # fmt: skip
     balance: int | None = Field(None, ge=1, description="add synthetic faces per class up to this many training "
                                 "faces (never more than exist); None adds them all")  # fmt: skip
     n_per_class_test: int = Field(100, ge=1, description="kfold: faces per class in the fixed test set")

@@ -24,7 +24,8 @@ def available_presets(family: str = "cyclegan") -> list[str]:
                   and yaml.safe_load(p.read_text()).get("family") == family)  # fmt: skip
 
 
-def _preset_values(name: str, family: str) -> dict[str, Any]:
+def preset_values(name: str, family: str) -> dict[str, Any]:
+    """A shipped preset's field values (with ``preset: name``); an unknown name or another family's is an error."""
     path = resources.files("feraug") / "presets" / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"unknown preset {name!r}: expected one of {', '.join(available_presets(family))}")
@@ -34,10 +35,11 @@ def _preset_values(name: str, family: str) -> dict[str, Any]:
     return {"preset": name, **values}
 
 
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``update`` over ``base``, section by section (nested mappings merge, anything else replaces)."""
     out = dict(base)
     for key, value in update.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
 
 
@@ -68,11 +70,11 @@ def build_config(
             raise ConfigError(f"{file}: expected a mapping of config sections, got {type(loaded).__name__}")
         preset = preset or loaded.get("preset")
     if preset is not None:
-        values = _preset_values(preset, family)
+        values = preset_values(preset, family)
     if file is not None:
-        values = _merge(values, loaded)
+        values = merge(values, loaded)
     for update in overrides or []:
-        values = _merge(values, update)
+        values = merge(values, update)
     try:
         return model.model_validate(values)
     except ValidationError as e:

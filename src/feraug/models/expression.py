@@ -132,12 +132,17 @@ class ExpressionGAN:
             b = x.shape[0]
             r1_due = loss.lambda_r1 > 0 and ctx.step % loss.r1_every == 0
             real = x.detach().requires_grad_(r1_due)
-            scores, logits = D(self._view(torch.cat([real, fake.detach()]), ctx))
+            seen = self._view(torch.cat([real, fake.detach()]), ctx)
+            if r1_due:  # R1's double backward then runs through the real half only, not through 2B faces
+                (sr, lr), (sf, lf) = D(seen[:b]), D(seen[b:])
+                scores, logits = torch.cat([sr, sf]), torch.cat([lr, lf])
+            else:
+                scores, logits = D(seen)
             adv_d = self.adv.discriminator(scores[:b], scores[b:])
             cls_d = domain_classification_loss(logits[:b], y)
             total_d = adv_d + loss.lambda_cls * cls_d
             if r1_due:
-                r1 = r1_penalty(scores[:b], real)
+                r1 = r1_penalty(sr, real)
                 total_d = total_d + loss.lambda_r1 * loss.r1_every * r1
                 out["D/r1"] = r1.detach()
             self.optimizers["D"].zero_grad(set_to_none=True)

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import torch
+import torch.nn.functional as F  # noqa: N812 - the universal PyTorch idiom
 from torch import nn
 
 
@@ -252,17 +253,19 @@ class FastClassifier(ExpressionClassifier):
 
     def __init__(self, n_classes: int = 7, in_channels: int = 1, size: int = 48, stem: int = 16,
                  widths: Sequence[int] = (32, 64, 128), depth: int = 2, fc: int = 128,
-                 dropout: float = 0.3) -> None:  # fmt: skip
+                 dropout: float = 0.3, work_size: int | None = None) -> None:  # fmt: skip
         super().__init__(n_classes=n_classes, in_channels=in_channels, size=size)
         if stem < 1 or not widths or min(widths) < 1 or depth < 1 or fc < 1:
             raise ValueError(f"need stem, widths, depth, fc >= 1, got {stem}, {list(widths)}, {depth}, {fc}")
-        self._set_arch(stem=stem, widths=list(widths), depth=depth, fc=fc, dropout=dropout)
-        _check_size(self.name, size, size // 2 ** len(widths), 2 ** len(widths))
+        resized = {"work_size": work_size} if work_size is not None else {}  # archs saved before it stay equal
+        self._set_arch(stem=stem, widths=list(widths), depth=depth, fc=fc, dropout=dropout, **resized)
+        work = size if work_size is None else work_size
+        _check_size(self.name, work, work // 2 ** len(widths), 2 ** len(widths))
 
         def conv(cin: int, cout: int, stride: int) -> list[nn.Module]:
             return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
-        layers = conv(in_channels, stem, 1)
+        layers = ([] if work == size else [_Resize(work)]) + conv(in_channels, stem, 1)
         cin = stem
         for w in widths:
             layers += conv(cin, w, 2)
@@ -272,6 +275,17 @@ class FastClassifier(ExpressionClassifier):
         self.trunk = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1))
         self.neck = nn.Sequential(nn.Linear(cin, fc), nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.head = nn.Linear(fc, n_classes)
+
+
+class _Resize(nn.Module):
+    """Antialiased bilinear resize to ``size x size``: a net that reads 48x48 faces and computes at fewer pixels."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
 
 
 class _BasicBlock(nn.Module):

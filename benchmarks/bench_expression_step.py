@@ -52,12 +52,12 @@ from torch.utils.flop_counter import flop_registry
 DIFFERENCES = (
     "adversarial loss: reference WGAN-GP (critic scores; gradient penalty on random interpolates: one more D "
     "forward on the batch and a double backward through it); feraug non-saturating BCE + R1 on the real faces "
-    "every step (double backward through its joint real+fake D pass), as it offers only bce/lsgan",
+    "every step (double backward through D's pass over the real half), as it offers only bce/lsgan",
     "order: reference D update first (its own G forward, graph kept), then G recomputes the fakes: 3 G forwards "
     "per step; feraug G update first, D reuses its fakes detached: 2 G forwards",
-    "D passes: reference three forwards of the batch (real, fake, interpolates); feraug one of real+fake "
-    "together; in the G update the reference leaves D's weights trainable, so its backward also computes D's "
-    "weight gradients (then zeroed), feraug freezes D",
+    "D passes: reference three forwards of the batch (real, fake, interpolates); feraug two (real, fake; one "
+    "joint pass on steps without R1); in the G update the reference leaves D's weights trainable, so its "
+    "backward also computes D's weight gradients (then zeroed), feraug freezes D",
     "G architecture: reference stem conv over [face; 7 label maps] (zero padding, no bias), affine instance norm "
     "with running stats, 4x4 stride-2 transposed-conv upsampling, tanh head; feraug stem over the face only "
     "(the label maps as a per-face bias, 8x fewer stem FLOPs), reflection padding, plain instance norm, "

@@ -244,9 +244,11 @@ class FastClassifier(ExpressionClassifier):
     resolution with few channels, then ``len(widths)`` stages that each halve the resolution with a
     strided 3x3 conv and add ``depth - 1`` more 3x3 convs (BatchNorm + ReLU after each), then global
     average pooling, one hidden FC layer (the penultimate features) and the linear head. Nearly all
-    compute sits at 24x24 and below; no max-pool, no large FC. Measured with
-    ``benchmarks/bench_fast_classifier.py``: ~900 images/s training at batch 128 on 2 CPU cores, and
-    64.45 % PublicTest accuracy from a 15-minute run (README); widths and depth were not swept.
+    compute sits at 24x24 and below; no max-pool, no large FC. ``work_size`` resizes the input
+    (antialiased) as the first layer: the net reads 48x48 faces and computes at fewer pixels. At 10
+    CPU minutes it underfits and is compute-bound, so steps buy more than width: at 40x40 it trains
+    at ~1,450 images/s (batch 128, 2 cores; 1.4x the 48x48 rate) and reaches 65.4-65.8 % PublicTest
+    (the ``classifier-fast-cpu`` preset; wider stages and 36x36 measured worse, docs/classifiers.md).
     """
 
     name = "fast"

@@ -58,32 +58,33 @@ def reference_commit(ref_root: Path) -> tuple[str, bool] | None:
         return None
 
 
-def describe_reference(ref_root: Path) -> tuple[str, bool]:
-    """A line naming the checkout's commit for the results, and whether it is :data:`REFERENCE_COMMIT` unchanged."""
+def describe_reference(ref_root: Path, expected: str | None = None) -> tuple[str, bool]:
+    """A line naming the checkout's commit for the results, and whether it is ``expected`` (the commit the driver
+    was written against; this driver's :data:`REFERENCE_COMMIT` when None) unchanged."""
+    expected = expected or REFERENCE_COMMIT
     found = reference_commit(ref_root)
     if found is None:
         return (f"reference {ref_root}: not a git checkout, commit unknown (WARNING: this driver was written against "
-                f"{REFERENCE_COMMIT})", False)  # fmt: skip
+                f"{expected})", False)  # fmt: skip
     commit, dirty = found
     changes = " with local changes" if dirty else ""
-    if commit == REFERENCE_COMMIT and not dirty:
+    if commit == expected and not dirty:
         return f"reference {ref_root}: commit {commit} (the one this driver was written against)", True
     return (f"reference {ref_root}: commit {commit}{changes} (WARNING: this driver was written against "
-            f"{REFERENCE_COMMIT}; results may not compare)", False)  # fmt: skip
-
-
-def _is_reference_module(name: str) -> bool:
-    """Whether ``name`` is one of the reference's top-level packages or a submodule of one."""
-    return name.split(".", 1)[0] in _REFERENCE_PACKAGES
+            f"{expected}; results may not compare)", False)  # fmt: skip
 
 
 @contextlib.contextmanager
-def _reference_importable(ref_root: Path) -> Iterator[None]:
+def reference_importable(ref_root: Path, packages: tuple[str, ...] = _REFERENCE_PACKAGES) -> Iterator[None]:
     """Make the reference checkout importable for the duration of the block, then remove every trace of it.
 
-    Modules that already carried one of the reference's package names are set aside for the block and restored
-    afterwards, so nothing else in the process sees the reference's ``models``/``util``/``options``/``data``.
+    Modules that already carried one of the reference's top-level ``packages`` names are set aside for the block
+    and restored afterwards, so nothing else in the process sees the reference's ``models``/``util``/... .
     """
+
+    def _is_reference_module(name: str) -> bool:
+        return name.split(".", 1)[0] in packages
+
     root = str(ref_root.resolve())
     shadowed = {name: mod for name, mod in sys.modules.items() if _is_reference_module(name)}
     for name in shadowed:
@@ -196,7 +197,7 @@ def build_reference_model(
         raise FileNotFoundError(f"{ref_root} is not a checkout of junyanz/pytorch-CycleGAN-and-pix2pix")
     dev = _resolve_device(device)
     log = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
-    with _reference_importable(ref_root), tempfile.TemporaryDirectory(prefix="ref_cyclegan_") as tmp, log:
+    with reference_importable(ref_root), tempfile.TemporaryDirectory(prefix="ref_cyclegan_") as tmp, log:
         _ensure_data_package(ref_root)
         train_options = importlib.import_module("options.train_options")
         models = importlib.import_module("models")

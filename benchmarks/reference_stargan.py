@@ -57,7 +57,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from reference_cyclegan import reference_commit  # a sibling script: benchmarks/ is on sys.path, as for this one
+from reference_cyclegan import describe_reference as describe_checkout  # sibling scripts: benchmarks/ is on sys.path
+from reference_cyclegan import reference_importable
 from torch import nn
 
 REFERENCE_COMMIT = "94dd002e93a2863d9b987a937b85925b80f7a19f"
@@ -68,49 +69,22 @@ N_EMOTIONS = 7
 
 def describe_reference(ref_root: Path) -> tuple[str, bool]:
     """A line naming the checkout's commit for the results, and whether it is :data:`REFERENCE_COMMIT` unchanged."""
-    found = reference_commit(ref_root)
-    if found is None:
-        return (f"reference {ref_root}: not a git checkout, commit unknown (WARNING: this driver was written against "
-                f"{REFERENCE_COMMIT})", False)  # fmt: skip
-    commit, dirty = found
-    changes = " with local changes" if dirty else ""
-    if commit == REFERENCE_COMMIT and not dirty:
-        return f"reference {ref_root}: commit {commit} (the one this driver was written against)", True
-    return (f"reference {ref_root}: commit {commit}{changes} (WARNING: this driver was written against "
-            f"{REFERENCE_COMMIT}; results may not compare)", False)  # fmt: skip
-
-
-def _is_reference_module(name: str) -> bool:
-    """Whether ``name`` is one of the reference's top-level modules or a submodule of one."""
-    return name.split(".", 1)[0] in _REFERENCE_MODULES
+    return describe_checkout(ref_root, REFERENCE_COMMIT)
 
 
 @contextlib.contextmanager
 def _reference_importable(ref_root: Path) -> Iterator[None]:
-    """Make the reference checkout importable for the duration of the block, then remove every trace of it.
-
-    Modules that already carried one of the reference's module names are set aside for the block and restored
-    afterwards, so nothing else in the process sees the reference's ``model``/``solver``/``logger``. A torchvision
-    stand-in installed by :func:`_ensure_torchvision` is removed again too.
-    """
-    root = str(ref_root.resolve())
-    shadowed = {name: mod for name, mod in sys.modules.items() if _is_reference_module(name)}
-    for name in shadowed:
-        del sys.modules[name]
+    """The checkout importable for the block (``reference_cyclegan.reference_importable``: the reference's
+    ``model``/``solver``/``logger``/``data_loader`` never outlive it), and a torchvision stand-in installed by
+    :func:`_ensure_torchvision` removed again afterwards."""
     had_torchvision = "torchvision" in sys.modules
-    sys.path.insert(0, root)
-    importlib.invalidate_caches()
     try:
-        yield
+        with reference_importable(ref_root, _REFERENCE_MODULES):
+            yield
     finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(root)
-        for name in [name for name in sys.modules if _is_reference_module(name)]:
-            del sys.modules[name]
         if not had_torchvision and getattr(sys.modules.get("torchvision"), "_feraug_stand_in", False):
             for name in [name for name in sys.modules if name.split(".", 1)[0] == "torchvision"]:
                 del sys.modules[name]
-        sys.modules.update(shadowed)
 
 
 def _ensure_torchvision(ref_root: Path) -> None:

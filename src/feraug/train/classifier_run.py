@@ -148,6 +148,10 @@ class ClassifierFit:
         self.arch = net.arch
         # the averaged copy that validation, selection and best.pt see (cfg.ema > 0)
         self.ema = copy.deepcopy(self.net).requires_grad_(False) if cfg.ema > 0 else None
+        # the tensors the average moves, paired once (state_dict views share storage; loads copy in place)
+        self._ema_pairs = ([(a, b) for a, b in zip(self.ema.state_dict().values(), self.net.state_dict().values(),
+                                                   strict=True) if a.is_floating_point()]
+                           if self.ema is not None else [])  # fmt: skip
         params = self.net.parameters()
         if cfg.optimizer == "sgd":
             self.opt: torch.optim.Optimizer = torch.optim.SGD(
@@ -298,9 +302,7 @@ class ClassifierFit:
         """
         assert self.ema is not None
         decay = min(self.cfg.ema, (1.0 + self.step) / (10.0 + self.step))
-        mine = [t for t in self.ema.state_dict().values() if t.is_floating_point()]
-        theirs = [t for t in self.net.state_dict().values() if t.is_floating_point()]
-        torch._foreach_lerp_(mine, theirs, 1.0 - decay)
+        torch._foreach_lerp_([a for a, _ in self._ema_pairs], [b for _, b in self._ema_pairs], 1.0 - decay)
         for a, b in zip(self.ema.buffers(), self.net.buffers(), strict=True):
             if not a.is_floating_point():
                 a.copy_(b)

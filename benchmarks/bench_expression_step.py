@@ -61,7 +61,7 @@ DIFFERENCES = (
     "G architecture: reference stem conv over [face; 7 label maps] (zero padding, no bias), affine instance norm "
     "with running stats, 4x4 stride-2 transposed-conv upsampling, tanh head; feraug stem over the face only "
     "(the label maps as a per-face bias, 8x fewer stem FLOPs), reflection padding, plain instance norm, "
-    "nearest x2 + 3x3 conv upsampling (2.25x the transposed convs' FLOPs), head clamp(x + delta)",
+    "nearest x2 + 3x3 conv upsampling computed at low resolution (the transposed convs' FLOPs), head clamp(x + delta)",
     "D: same widths and layers; LeakyReLU 0.01 vs 0.2, heads without vs with bias",
     "targets: reference a permutation of the batch's labels (at batch 1 the source itself), feraug uniform over "
     "the six other emotions; reference reads seven losses to the host (.item()) every step, feraug returns them "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from feraug.nets.gan_nets import HeadConv2d, PatchDiscriminator, ResnetGenerator, StemConv2d, init_weights
+from feraug.nets.gan_nets import HeadConv2d, PatchDiscriminator, ResizeConv2d, ResnetGenerator, StemConv2d, init_weights
 
 
 @pytest.mark.parametrize("size", [48, 64])
@@ -79,6 +79,26 @@ def test_cpu_fast_convs_equal_the_library_conv(cls: type[torch.nn.Conv2d], cin: 
     torch.testing.assert_close(fast.weight.grad, ref.weight.grad, rtol=1e-4, atol=2e-4)
     if bias:
         torch.testing.assert_close(fast.bias.grad, ref.bias.grad, rtol=1e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize(("shape", "cout", "bias"), [((2, 5, 6, 7), 3, True), ((1, 8, 12, 12), 4, False),
+                                                    ((1, 2, 1, 3), 2, True)])  # fmt: skip
+def test_resize_conv_equals_nearest_upsampling_reflection_pad_and_a_3x3_conv(
+        shape: tuple[int, int, int, int], cout: int, bias: bool) -> None:  # fmt: skip
+    torch.manual_seed(0)
+    fast = ResizeConv2d(shape[1], cout, bias=bias).double()
+    literal = torch.nn.Sequential(torch.nn.Upsample(scale_factor=2, mode="nearest"), torch.nn.ReflectionPad2d(1),
+                                  torch.nn.Conv2d(shape[1], cout, 3, bias=bias)).double()  # fmt: skip
+    literal[2].load_state_dict(fast.state_dict())  # the same parameters, so checkpoints are interchangeable
+    x = torch.randn(*shape, dtype=torch.double, requires_grad=True)
+    y, y_ref = fast(x), literal(x)
+    assert y.shape == (shape[0], cout, 2 * shape[2], 2 * shape[3])
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)  # float64: the rounding floor is ~1e-14
+    g = torch.randn_like(y)
+    got = torch.autograd.grad((y * g).sum(), [x, *fast.parameters()])
+    want = torch.autograd.grad((y_ref * g).sum(), [x, *literal[2].parameters()])
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
 def test_residual_generator_adds_a_change_to_its_input() -> None:

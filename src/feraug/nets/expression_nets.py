@@ -8,7 +8,8 @@ After StarGAN (Choi et al. 2018) with GANimation's attention output (Pumarola et
   :class:`ConditionedStem`), then ``c7s1-ngf, d2ngf, d4ngf`` (4x4 stride-2 downsamplings),
   ``n_blocks`` residual blocks at H/4, two upsamplings by *resize-convolution* (nearest x2, then a 3x3
   conv: every output pixel gets the same number of kernel taps, so no checkerboard, which strided
-  transposed convolutions print on faces; Odena et al. 2016) and a 7x7 head. The output is an edit of
+  transposed convolutions print on faces; Odena et al. 2016; computed at the low resolution by
+  :class:`~feraug.nets.gan_nets.ResizeConv2d`) and a 7x7 head. The output is an edit of
   the input, never a redrawn face:
 
   - ``residual``: ``clamp(x + Δ, -1, 1)`` with the head zero-initialised, so G starts as the exact
@@ -38,7 +39,7 @@ import torch.nn.functional as F  # noqa: N812 - the universal PyTorch idiom
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from feraug.nets.gan_nets import HeadConv2d, ResidualBlock, norm_layer
+from feraug.nets.gan_nets import HeadConv2d, ResidualBlock, ResizeConv2d, norm_layer
 
 ExpressionOutput = Literal["residual", "attention"]
 N_EMOTIONS = 7
@@ -113,9 +114,8 @@ class ExpressionGenerator(nn.Module):
             layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 4, stride=2, padding=1),
                        norm_layer("instance", ngf * mult * 2), nn.ReLU(inplace=True)]  # fmt: skip
         layers += [ResidualBlock(ngf * 4, "instance") for _ in range(n_blocks)]
-        for mult in (4, 2):  # resize-convolution: nearest x2, then a 3x3 conv
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1),
-                       nn.Conv2d(ngf * mult, ngf * mult // 2, 3), norm_layer("instance", ngf * mult // 2),
+        for mult in (4, 2):  # resize-convolution: nearest x2, then a 3x3 conv (computed at low resolution)
+            layers += [ResizeConv2d(ngf * mult, ngf * mult // 2), norm_layer("instance", ngf * mult // 2),
                        nn.ReLU(inplace=True)]  # fmt: skip
         self.body = nn.Sequential(*layers, nn.ReflectionPad2d(3))
         # one output channel: HeadConv2d's GEMM + fold (~2x faster on CPU); two: the library conv is faster

@@ -83,6 +83,36 @@ class HeadConv2d(nn.Conv2d):
         return y + self.bias.view(1, -1, 1, 1) if self.bias is not None else y
 
 
+class ResizeConv2d(nn.Conv2d):
+    """Nearest x2 upsampling, reflection padding of 1 and a 3x3 conv, computed at the low resolution.
+
+    A resize-convolution (no checkerboard: every output pixel gets the same taps; Odena et al. 2016)
+    done literally convolves a 4x larger map in which each pixel is repeated, so 9 taps per output
+    pixel read only 4 distinct inputs. Here the four output phases ``(a, b)`` (row and column
+    parity) are 2x2 convolutions of the input padded by replication (the upsampled map's reflected
+    border repeats the edge pixel), each with the 3x3 kernel's taps summed where they read the same
+    input pixel; one conv computes all four, and the phases are interleaved. Same parameters and the
+    same function as the literal form (tested), 2.25x fewer multiply-adds.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, 3, bias=bias)
+        # _TAPS[a, i, r]: which of the 3x3 kernel's rows r land on phase a's tap i (columns alike)
+        self.register_buffer("_taps", torch.tensor([[[1.0, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]]),
+                             persistent=False)  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        co = self.out_channels
+        taps = self._taps.to(self.weight.dtype)
+        kernels = torch.einsum("air,ocrs,bjs->abocij", taps, self.weight, taps).reshape(4 * co, -1, 2, 2)
+        bias = self.bias.repeat(4) if self.bias is not None else None
+        y = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernels, bias)  # [N, 4·C_out, H+1, W+1]
+        y = y.view(n, 2, 2, co, h + 1, w + 1)
+        rows = [torch.stack([y[:, a, b, :, a : a + h, b : b + w] for b in (0, 1)], -1) for a in (0, 1)]
+        return torch.stack(rows, 3).reshape(n, co, 2 * h, 2 * w)  # [N, C, H, 2, W, 2] -> [N, C, 2H, 2W]
+
+
 class ResidualBlock(nn.Module):
     """``x + conv-norm-relu-conv-norm(x)`` with reflection padding (no dropout, as in the seeds)."""
 

@@ -36,8 +36,9 @@ from feraug.data import load_dataset, make_toy_faces, render_pairs
 from feraug.data.augment import to_float, to_uint8
 from feraug.data.degrade import blur
 from feraug.data.ferplus import load_ferplus
+from feraug.demo import DEMO_JUDGE
 from feraug.evaluate.instrument.controls import above_control, control_faces
-from feraug.evaluate.instrument.judges import build_judges
+from feraug.evaluate.instrument.judges import FALSE_ALARM, OBJECTIVES, PRIOR_OBJECTIVE, build_judges
 
 TARGETS = {"Disgust": 1, "Happy": 3, "Surprise": 5}
 
@@ -71,12 +72,19 @@ def outside_family(faces: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
             "[outside] posterize 8 levels": to_uint8(poster)}  # fmt: skip
 
 
+NEUTRAL, DISGUST = 6, 1
+
+
 def rates(judges: list, images: torch.Tensor, rows: np.ndarray) -> dict[str, dict[str, float]]:
-    """Per judge, the share of faces called each of :data:`TARGETS`."""
+    """Per judge, the share of faces called each of :data:`TARGETS`, each at the judge's operating point for
+    Neutral -> that target (as ``feraug quality`` judges a Neutral -> target set)."""
     out = {}
     for j in judges:
-        pred = j.proba(images, rows).argmax(1)
-        out[j.name] = {name: float((pred == c).mean()) for name, c in TARGETS.items()}
+        proba = j.proba(images, rows)  # one pass; each target's pinned offset only shifts its logit
+        out[j.name] = {}
+        for name, c in TARGETS.items():
+            shift = j.for_target(c, NEUTRAL).bias - j.bias
+            out[j.name][name] = float(((np.log(np.clip(proba, 1e-12, None)) + shift).argmax(1) == c).mean())
     return out
 
 
@@ -86,7 +94,7 @@ def real_faces(args: argparse.Namespace) -> dict:
     fp = load_ferplus(args.ferplus) if args.ferplus else None
     t0 = time.perf_counter()
     judges = build_judges(pool, k=args.k, seed=0, ferplus=fp, cache_dir=args.out / "judges", progress=True,
-                          log=print)  # fmt: skip
+                          objective=args.objective, log=print)  # fmt: skip
     print(f"judges ready in {time.perf_counter() - t0:.0f} s")
     if args.old_judge:  # the recipe these judges replace, scored the same way: what the hardening changed
         from feraug.evaluate.instrument.crossfit import cross_fit, judge_config
@@ -112,7 +120,9 @@ def real_faces(args: argparse.Namespace) -> dict:
     for name, (faces, r) in sets.items():
         change = float((faces.float() - sources.float()).abs().mean()) if faces.shape == sources.shape else None
         table[name] = {"n": len(faces), "change": change, "rates": rates(judges, faces, r)}
-    described = [{"name": j.name, "describe": j.describe(), **j.oof} for j in judges if j.name != "old"]
+    described = [{"name": j.name, "describe": j.describe(), **j.oof,
+                  "pinned": {name: j.for_target(c, NEUTRAL).oof for name, c in TARGETS.items()}}
+                 for j in judges if j.name != "old"]  # fmt: skip
     if args.old_judge:
         described.append({"name": "old", "describe": "judge old: the earlier recipe (class-balanced loss weights, no "
                           "degradation augmentation, no prior correction), 2 cross-fitted fast classifiers",
@@ -125,9 +135,8 @@ def print_real(result: dict) -> None:
         if j["recall"] is None:
             print(j["describe"])
             continue
-        rec = dict(zip(("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"), j["recall"], strict=True))
-        print(f"{j['describe']}; recall Disgust {rec['Disgust']:.1%}, Happy {rec['Happy']:.1%}, "
-              f"Surprise {rec['Surprise']:.1%}")  # fmt: skip
+        print(f"{j['describe']}; at {FALSE_ALARM:.0%} of real Neutral faces called the target, out-of-fold recall "
+              + ", ".join(f"{t} {j['pinned'][t]['recall'][c]:.1%}" for t, c in TARGETS.items()))  # fmt: skip
     base = result["rows"]["untouched"]["rates"]
     names = [j["name"] for j in result["judges"]]
     head = f"{'faces (Training Neutral sources unless [real])':<46}{'n':>6}{'change':>8}"
@@ -151,17 +160,17 @@ def print_real(result: dict) -> None:
 
 def toy_faces(args: argparse.Namespace) -> dict:
     pool = make_toy_faces(n=3000, seed=0).split("Training")
-    judges = build_judges(pool, k=2, seed=0, sets=("epochs=20", "batch_size=64", "lr=1e-2", "augment=false"),
-                          cache_dir=args.out / "toy-judges", progress=False)  # fmt: skip
+    judges = build_judges(pool, k=2, seed=0, sets=DEMO_JUDGE, cache_dir=args.out / "toy-judges", progress=False)
+    judges = [j.for_target(DISGUST, NEUTRAL) for j in judges]  # as quality judges a Neutral -> Disgust set
     neutral, disgust = render_pairs(args.n, "neutral", "disgust", seed=5)
     rows = np.full(args.n, -1)
     controls = control_faces(neutral, seed=0)
-    ctrl_hits = {j.name: {c: j.proba(f, rows).argmax(1) == 1 for c, f in controls.items()} for j in judges}
+    ctrl_hits = {j.name: {c: j.proba(f, rows).argmax(1) == DISGUST for c, f in controls.items()} for j in judges}
     out = {}
     for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
         changed = np.arange(args.n) < round(frac * args.n)
         faces = torch.where(torch.from_numpy(changed).view(-1, 1, 1), disgust, neutral)
-        out[frac] = {j.name: above_control(j.proba(faces, rows).argmax(1) == 1, ctrl_hits[j.name], paired=True)
+        out[frac] = {j.name: above_control(j.proba(faces, rows).argmax(1) == DISGUST, ctrl_hits[j.name], paired=True)
                      for j in judges}  # fmt: skip
     return {"judges": [j.describe() for j in judges], "fractions": out}
 
@@ -185,6 +194,8 @@ def main() -> None:
     p.add_argument("--toy-only", action="store_true")
     p.add_argument("--skip-toy", action="store_true", help="real faces only")
     p.add_argument("--old-judge", action="store_true", help="also score with the earlier judge recipe")
+    p.add_argument("--objective", default=PRIOR_OBJECTIVE, choices=sorted(OBJECTIVES),
+                   help="what the judges' prior correction maximises")  # fmt: skip
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
@@ -196,7 +207,7 @@ def main() -> None:
     if args.toy_only:
         return
     real = real_faces(args)
-    (args.out / "real.json").write_text(json.dumps(real, indent=2))
+    (args.out / f"real-{args.objective}.json").write_text(json.dumps(real, indent=2))
     print("\n== real FER2013: what the judges call faces whose expression did not change ==")
     print_real(real)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,15 @@ from feraug.data import make_toy_faces
 from feraug.data.augment import to_float
 from feraug.data.degrade import CONTROLS, KINDS, _away_from_controls, _gap, control_values, degrade_batch
 from feraug.evaluate.instrument.controls import UNTOUCHED, above_control, control_faces, headline
-from feraug.evaluate.instrument.crossfit import CrossFit
-from feraug.evaluate.instrument.judges import Judge, fit_prior_correction, training_signal_conflict
+from feraug.evaluate.instrument.crossfit import CrossFit, judge_config
+from feraug.evaluate.instrument.judges import (
+    JUDGE_SETS,
+    SECOND_ARCH,
+    SECOND_SETS,
+    Judge,
+    fit_prior_correction,
+    training_signal_conflict,
+)
 from feraug.nets.classifiers import build_classifier
 
 
@@ -93,6 +101,49 @@ def test_prior_correction_lets_an_under_predicted_class_be_predicted() -> None:
     bias = fit_prior_correction(proba, labels)
     pred = (np.log(proba) + bias).argmax(1)
     assert (pred == labels).mean() == 1.0 and abs(bias.mean()) < 1e-12
+
+
+def test_balanced_objective_maximises_mean_recall_and_names_an_unknown_objective() -> None:
+    labels = np.repeat([0, 1], [90, 10])
+    proba = np.where(np.arange(100)[:, None] % 2 == 0, [0.7, 0.3], [0.6, 0.4])  # class 1 never the argmax
+    proba[90:] = [0.55, 0.45]  # ... but its faces sit closest to the boundary
+    bias = fit_prior_correction(proba, labels, objective="balanced")
+    pred = (np.log(proba) + bias).argmax(1)
+    assert (pred[labels == 1] == 1).all() and (pred[labels == 0] == 0).all()
+    with pytest.raises(ValueError, match="unknown prior-correction objective 'accuracy'"):
+        fit_prior_correction(proba, labels, objective="accuracy")
+
+
+def test_for_target_pins_the_false_alarm_rate_on_the_source_emotion() -> None:
+    # 100 source faces (label 0) whose target margin is known: face i misses target 2 by (i + 1) / 100 in logit
+    n = 100
+    logit = np.zeros((n + 20, 3))
+    logit[:n, 0] = np.arange(1, n + 1) / 100
+    logit[n:, 2] = 1.0  # 20 target faces, clearly target
+    proba = np.exp(logit) / np.exp(logit).sum(1, keepdims=True)
+    labels = np.r_[np.zeros(n, np.int64), np.full(20, 2)]
+    judge = Judge("A", CrossFit([build_classifier("fast", n_classes=3)], np.zeros(1, np.int64),
+                                np.zeros(1, np.int64), None),
+                  np.zeros(3), "FER2013", "fast", {"accuracy": 0.0, "recall": [0.0] * 3}, proba, labels)  # fmt: skip
+    pinned = judge.for_target(2, 0, alpha=0.05)
+    pred = (np.log(proba) + pinned.bias).argmax(1)
+    assert (pred[:n] == 2).sum() == 5  # exactly alpha of the source faces called the target
+    assert pinned.oof["operating_point"]["false_alarm"] == pytest.approx(0.05)
+    assert pinned.bias[2] == pytest.approx(0.055)  # halfway between the 5th and 6th margin: no ties
+    assert pinned.bias[[0, 1]].tolist() == [0.0, 0.0]
+    assert pinned.oof["recall"][2] == 1.0
+    assert judge.for_target(2, 2) is judge and judge.for_target(2, 1) is judge  # no source faces: unchanged
+    assert replace(judge, oof_proba=None).for_target(2, 0).bias.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_judges_train_the_cpu_classifier_recipe_without_class_weights() -> None:
+    a = judge_config(JUDGE_SETS)
+    assert (a.preset, a.arch, a.arch_kwargs["work_size"], a.ema) == ("classifier-fast-cpu", "fast", 40, 0.998)
+    assert a.epochs == 36
+    assert a.steps_per_epoch is None and not a.tta  # full passes over the fold; judges score many sets
+    assert a.class_weights == "none" and a.augmentation.degrade_p == 0.5
+    b = judge_config((*JUDGE_SETS, *SECOND_SETS, f"arch={SECOND_ARCH}"))
+    assert (b.arch, b.arch_kwargs, b.epochs, b.ema) == ("resnet", {}, 24, 0.998)  # the fast net's arguments dropped
 
 
 def test_a_judge_that_trained_the_generator_is_refused(tmp_path: Path) -> None:

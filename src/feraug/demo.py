@@ -23,7 +23,7 @@ from feraug.train.launch import train
 from feraug.train.run_folder import last_checkpoint
 
 #: The demo's judge: the fast classifier, no augmentation, a high learning rate: enough to fit toy faces in seconds.
-DEMO_JUDGE = ("epochs=20", "batch_size=64", "augment=false", "lr=1e-2")
+DEMO_JUDGE = ("preset=null", "epochs=20", "batch_size=64", "augment=false", "lr=1e-2")
 #: What the demo must show to be worth a user's minutes: the GAN changes the expression (the translations' transfer
 #: above control reaches half of what real held-out Disgust faces read above the same control, by both judges) and
 #: the experiment's classifiers learned the faces (test accuracy of every arm).

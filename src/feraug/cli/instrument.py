@@ -15,9 +15,9 @@ judge_options = [
     click.option("--judge-k", type=click.IntRange(2), default=2, show_default=True,
                  help="Folds of the cross-fitted judge (model i never trains on fold i)."),
     click.option("--judge-set", "judge_sets", multiple=True, metavar="KEY=VALUE",
-                 help="Judge classifier settings, e.g. epochs=20.  [default: arch fast, 10 epochs; quality and "
-                      "select: degradation augmentation, plain loss, a prior correction fitted out of fold, and a "
-                      "second judge of arch resnet]"),
+                 help="Judge classifier settings, e.g. epochs=20.  [default: filter: arch fast, 10 epochs; quality "
+                      "and select: the classifier-fast-cpu recipe for 36 passes, degradation augmentation, plain "
+                      "loss, a prior correction fitted out of fold, and a second judge of arch resnet, 24 passes]"),
     click.option("--judge-cache", type=click.Path(file_okay=False, path_type=Path), default=None,
                  help="Folder for the judge models.  [default: <feraug cache>/crossfit]"),
 ]

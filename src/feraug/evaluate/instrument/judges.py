@@ -4,12 +4,18 @@ A judge that reads "degraded or atypical" as the rare class fools every number b
 class-balanced loss weights on ~200 Disgust faces per fold, blurred, noisy Neutral faces read as
 Disgust half the time. So each judge here
 
-* trains with a plain (label-smoothed) loss and **degradation augmentation**
-  (:func:`feraug.data.degrade.degrade_batch`: blur, noise, down-up sampling, lattices, blotches,
-  brightness, contrast; parameters kept apart from the controls' own), so an artefact is not a cue;
+* is the CPU classifier recipe (``classifier-fast-cpu``) trained with a plain (label-smoothed) loss
+  and **degradation augmentation** (:func:`feraug.data.degrade.degrade_batch`: blur, noise, down-up
+  sampling, lattices, blotches, brightness, contrast; parameters kept apart from the controls'
+  own), so an artefact is not a cue;
 * is made to predict the rare class by a **prior correction fitted out of fold**: one logit offset
-  per class, chosen to maximise the out-of-fold macro-F1 of the pool (:func:`fit_prior_correction`),
-  instead of a loss that inflates the rare class on every input it is unsure of;
+  per class, chosen to maximise the out-of-fold balanced accuracy of the pool (every emotion
+  equally likely: :func:`fit_prior_correction`), instead of a loss that inflates the rare class on
+  every input it is unsure of;
+* judges a set at a **pinned false-alarm rate**: for a set meant to show emotion *t*, made from (or
+  controlled by) faces of emotion *s*, the offset of *t* is moved so that the judge calls
+  :data:`FALSE_ALARM` of the out-of-fold pool's real *s* faces *t* (:meth:`Judge.for_target`): the
+  most target recall the judge can give at that rate;
 * reports its own out-of-fold accuracy, macro-F1 and per-class recall.
 
 Two judges of different architecture and labels give a second opinion: ``A`` is the ``fast`` net on
@@ -22,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,22 +40,37 @@ from feraug.data.ferplus import FerPlus, relabel_with_majority
 from feraug.evaluate.instrument.crossfit import CrossFit, cross_fit, judge_config
 from feraug.evaluate.metrics import classification_metrics
 
-#: Settings both judges add to the cross-fitting recipe: degradation augmentation, no class weights.
-JUDGE_SETS: tuple[str, ...] = ("augmentation.degrade_p=0.5", "class_weights=none")
-#: The second judge's architecture.
+#: Settings both judges add to the cross-fitting recipe: the CPU classifier recipe (``classifier-fast-cpu``:
+#: dropout, erasing, EMA of the weights) for 36 full passes over the fold's faces, predicting without TTA (judges
+#: score many sets), degradation augmentation and no class weights.
+JUDGE_SETS: tuple[str, ...] = ("preset=classifier-fast-cpu", "epochs=36", "steps_per_epoch=null", "tta=false",
+                               "augmentation.degrade_p=0.5", "class_weights=none")  # fmt: skip
+#: The second judge's architecture, and its own settings (fewer passes: a ``resnet`` step costs ~1.6x a ``fast`` one).
 SECOND_ARCH = "resnet"
+SECOND_SETS: tuple[str, ...] = ("epochs=24",)
 #: Two judges whose above-control figures differ by more than this disagree (a flag in ``quality``).
 DISAGREE = 0.15
+#: What the judges' prior correction maximises by default: every emotion as likely as any other.
+PRIOR_OBJECTIVE = "balanced"
+#: The share of real source-emotion faces a judge may call the target (:meth:`Judge.for_target`).
+FALSE_ALARM = 0.02
 _OFFSETS = np.arange(-4.0, 4.01, 0.25)
 
 
-def fit_prior_correction(proba: np.ndarray, labels: np.ndarray, *, passes: int = 3) -> np.ndarray:
-    """Per-class logit offsets ``b`` maximising the macro-F1 of ``argmax(log p + b)`` (coordinate ascent).
+def fit_prior_correction(proba: np.ndarray, labels: np.ndarray, *, passes: int = 3,
+                         objective: str = "macro_f1") -> np.ndarray:  # fmt: skip
+    """Per-class logit offsets ``b`` maximising ``objective`` of ``argmax(log p + b)`` (coordinate ascent).
 
-    ``proba`` must be out of fold (each row from a model that did not train on it). Offsets are
-    searched on a 0.25 grid in [-4, 4], class by class, ``passes`` times; ``b`` is centred (only
-    differences matter). Ties keep the smaller offset change, so an uninformative class stays at 0.
+    ``objective``: ``macro_f1``, or ``balanced`` (the mean per-class recall: the decision a judge
+    would make if every emotion were equally common, which is what "does this face show the
+    target?" asks of a synthetic set whose faces all claim one emotion). ``proba`` must be out of
+    fold (each row from a model that did not train on it). Offsets are searched on a 0.25 grid in
+    [-4, 4], class by class, ``passes`` times; ``b`` is centred (only differences matter). Ties keep
+    the smaller offset change, so an uninformative class stays at 0.
     """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown prior-correction objective {objective!r}; choose from {sorted(OBJECTIVES)}")
+    metric = OBJECTIVES[objective]
     logp = np.log(np.clip(proba, 1e-12, None))
     n_classes = proba.shape[1]
     bias = np.zeros(n_classes)
@@ -57,7 +78,7 @@ def fit_prior_correction(proba: np.ndarray, labels: np.ndarray, *, passes: int =
 
     def score(b: np.ndarray) -> float:
         pred = (logp + b).argmax(1)
-        return _macro_f1(labels, pred, n_classes)
+        return metric(labels, pred, n_classes)
 
     best = score(bias)
     for _ in range(passes):
@@ -71,13 +92,28 @@ def fit_prior_correction(proba: np.ndarray, labels: np.ndarray, *, passes: int =
     return bias - bias.mean()
 
 
+def _confusion(labels: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
+    return np.bincount(labels * n_classes + pred, minlength=n_classes**2).reshape(n_classes, n_classes)
+
+
 def _macro_f1(labels: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
-    cm = np.bincount(labels * n_classes + pred, minlength=n_classes**2).reshape(n_classes, n_classes)
+    cm = _confusion(labels, pred, n_classes)
     tp = np.diag(cm).astype(np.float64)
     denom = cm.sum(0) + cm.sum(1)
     present = cm.sum(1) > 0
     f1 = np.divide(2 * tp, denom, out=np.zeros(n_classes), where=denom > 0)
     return float(f1[present].mean())
+
+
+def _balanced_accuracy(labels: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    cm = _confusion(labels, pred, n_classes)
+    present = cm.sum(1) > 0
+    return float((np.diag(cm)[present] / cm.sum(1)[present]).mean())
+
+
+#: What a prior correction can maximise (:func:`fit_prior_correction`).
+OBJECTIVES: dict[str, Callable[[np.ndarray, np.ndarray, int], float]] = {
+    "macro_f1": _macro_f1, "balanced": _balanced_accuracy}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -99,6 +135,40 @@ class Judge:
     labels: str
     arch: str
     oof: dict[str, Any] = field(default_factory=dict)
+    oof_proba: np.ndarray | None = field(default=None, repr=False)
+    oof_labels: np.ndarray | None = field(default=None, repr=False)
+
+    def for_target(self, target: int, source: int, alpha: float = FALSE_ALARM) -> Judge:
+        """This judge with the ``target`` offset moved so it calls ``alpha`` of real ``source`` faces ``target``.
+
+        A synthetic set's transfer is read against faces of its source emotion (its own sources,
+        degraded or not), so what the instrument must pin is its false-alarm rate there: the offset
+        is the ``alpha`` quantile of the margins by which the out-of-fold pool's ``source`` faces
+        miss being called ``target`` (Neyman-Pearson: the most target recall at that false-alarm
+        rate). ``oof`` then holds the recall and accuracy at this operating point and
+        ``operating_point`` what was pinned. Without out-of-fold scores, or without ``source``
+        faces, the judge is returned unchanged.
+        """
+        if self.oof_proba is None or self.oof_labels is None or target == source:
+            return self
+        logit = np.log(np.clip(self.oof_proba, 1e-12, None)) + self.bias
+        neg = logit[self.oof_labels == source]
+        if not len(neg):
+            return self
+        others = np.delete(neg, target, axis=1).max(1)
+        margin = np.r_[-np.inf, np.sort(others - neg[:, target]), np.inf]  # called once the offset passes it
+        k = min(int(np.floor(alpha * (len(margin) - 2))), len(margin) - 2)  # faces allowed to be called target
+        lo, hi = margin[k], margin[k + 1]
+        offset = (lo + hi) / 2 if np.isfinite(lo) and np.isfinite(hi) else (hi - 1e-3 if np.isfinite(hi) else lo + 1e-3)
+        bias = self.bias.copy()
+        bias[target] += offset
+        pred = (np.log(np.clip(self.oof_proba, 1e-12, None)) + bias).argmax(1)
+        y = self.oof_labels
+        recall = [float((pred[y == c] == c).mean()) if (y == c).any() else float("nan") for c in range(len(bias))]
+        point = {"target": target, "source": source, "alpha": alpha,
+                 "false_alarm": float((pred[y == source] == target).mean()), "offset": float(offset)}  # fmt: skip
+        oof = {**self.oof, "accuracy": float((pred == y).mean()), "recall": recall, "operating_point": point}
+        return replace(self, bias=bias, oof=oof)
 
     def proba(self, images: torch.Tensor, rows: np.ndarray | None = None) -> np.ndarray:
         """Corrected class probabilities of ``images``; ``rows[j]`` is the source row of image ``j`` (-1: none).
@@ -120,46 +190,59 @@ class Judge:
                 f"out of fold accuracy {o['accuracy']:.1%}, macro-F1 {o['macro_f1']:.1%}")  # fmt: skip
 
 
-def _calibrated(name: str, fit: CrossFit, pool: FaceDataset, labels: str, arch: str,
+def _calibrated(name: str, fit: CrossFit, pool: FaceDataset, labels: str, arch: str, objective: str,
                 log: Callable[[str], None] | None) -> Judge:  # fmt: skip
-    """Fit (or load from the judge's cache folder) the prior correction and the out-of-fold figures."""
-    cached = fit.cache / "calibration.json" if fit.cache is not None else None
+    """Fit (or load from the judge's cache folder) the prior correction and the out-of-fold figures.
+
+    The out-of-fold probabilities are cached beside the models, so another ``objective`` costs no
+    second pass over the pool.
+    """
+    cached = fit.cache / f"calibration-{objective}.json" if fit.cache is not None else None
     if cached is not None and cached.is_file():
         record = json.loads(cached.read_text())
-        return Judge(name, fit, np.array(record["bias"]), labels, arch, record["oof"])
-    if log:
-        log(f"judge {name}: out-of-fold predictions of {len(pool):,} faces for its prior correction")
-    p = fit.out_of_fold_proba(pool.images, fit.folds)
+        p = np.load(fit.cache / "oof_proba.npy", allow_pickle=False) if (fit.cache / "oof_proba.npy").is_file() \
+            else None  # fmt: skip
+        return Judge(name, fit, np.array(record["bias"]), labels, arch, record["oof"], p, pool.labels.numpy())
+    stored = fit.cache / "oof_proba.npy" if fit.cache is not None else None
+    if stored is not None and stored.is_file():
+        p = np.load(stored, allow_pickle=False)
+    else:
+        if log:
+            log(f"judge {name}: out-of-fold predictions of {len(pool):,} faces for its prior correction")
+        p = fit.out_of_fold_proba(pool.images, fit.folds)
+        if stored is not None:
+            np.save(stored, p)
     y = pool.labels.numpy()
-    bias = fit_prior_correction(p, y)
+    bias = fit_prior_correction(p, y, objective=objective)
     pred = (np.log(np.clip(p, 1e-12, None)) + bias).argmax(1)
     m = classification_metrics(y, pred, None, pool.classes)
-    oof = {"accuracy": float(m["accuracy"]), "macro_f1": float(m["macro_f1"]),
+    oof = {"accuracy": float(m["accuracy"]), "macro_f1": float(m["macro_f1"]), "objective": objective,
            "recall": [float(m["per_class"][c]["recall"]) for c in pool.classes],
            "uncorrected_accuracy": float((p.argmax(1) == y).mean()), "faces": len(pool)}  # fmt: skip
     if cached is not None:
         cached.write_text(json.dumps({"bias": bias.tolist(), "oof": oof}, indent=2))
-    return Judge(name, fit, bias, labels, arch, oof)
+    return Judge(name, fit, bias, labels, arch, oof, p, y)
 
 
 def build_judges(pool: FaceDataset, *, k: int = 2, seed: int = 0, ferplus: FerPlus | None = None,
                  sets: tuple[str, ...] = (), second_sets: tuple[str, ...] = (),
-                 cache_dir: Any = True, progress: bool = True,
+                 cache_dir: Any = True, progress: bool = True, objective: str = PRIOR_OBJECTIVE,
                  log: Callable[[str], None] | None = None) -> list[Judge]:  # fmt: skip
     """Train (or load) judges A and B on ``pool`` (the faces generators train on), each cross-fitted in ``k`` folds.
 
     ``sets`` adjust both judges' classifier recipe (``KEY=VALUE``), except that judge B keeps its own
-    architecture (``arch`` and ``arch_kwargs``); ``second_sets`` adjust judge B's only.
+    architecture (``arch`` and ``arch_kwargs``); ``second_sets`` adjust judge B's only. ``objective``:
+    what each judge's prior correction maximises (:func:`fit_prior_correction`).
     """
     cfg_a = judge_config((*JUDGE_SETS, *sets))
     fit_a = cross_fit(pool, cfg_a, k=k, seed=seed, cache_dir=cache_dir, progress=progress, log=log)
-    judges = [_calibrated("A", fit_a, pool, "FER2013", cfg_a.arch, log)]
+    judges = [_calibrated("A", fit_a, pool, "FER2013", cfg_a.arch, objective, log)]
     pool_b, labels_b = (relabel_with_majority(pool, ferplus), "FER+ plurality") if ferplus is not None else \
         (pool, "FER2013")  # fmt: skip
     shared = tuple(s for s in sets if s.split("=", 1)[0].strip().split(".")[0] not in ("arch", "arch_kwargs"))
-    cfg_b = judge_config((*JUDGE_SETS, *shared, f"arch={SECOND_ARCH}", *second_sets))
+    cfg_b = judge_config((*JUDGE_SETS, *SECOND_SETS, *shared, f"arch={SECOND_ARCH}", *second_sets))
     fit_b = cross_fit(pool_b, cfg_b, k=k, seed=seed + 1, cache_dir=cache_dir, progress=progress, log=log)
-    judges.append(_calibrated("B", fit_b, pool_b, labels_b, cfg_b.arch, log))
+    judges.append(_calibrated("B", fit_b, pool_b, labels_b, cfg_b.arch, objective, log))
     return judges
 
 

@@ -352,6 +352,7 @@ def measure_quality(
         counts = np.bincount(labels, minlength=len(data.classes)).astype(np.int64)
         counts[target] = -1
         source = int(counts.argmax())
+    judges = [j.for_target(target, source) for j in judges]  # each calls FALSE_ALARM of real source faces target
     first = judges[0].fit
     fold_of = first.fold_of_rows(np.asarray(data.rows, dtype=np.int64))
     tgt_idx = np.flatnonzero(labels == target)
@@ -454,8 +455,11 @@ def opening(info: dict[str, Any]) -> str:
              *info["headline"].splitlines(), "", "The judges (out of fold, on the faces they were trained on):"]
     for j in info["judges"]:
         untouched = info["above_control"][j["name"]]["controls"].get(UNTOUCHED)
-        lines.append(f"- {j['describe']}, {info['target']} recall {j['target_recall']:.1%}; untouched sources read "
-                     f"{untouched:.1%} {info['target']}")  # fmt: skip
+        point = j.get("operating_point")
+        pinned = (f" (pinned to call {point['false_alarm']:.1%} of real {info['source']} faces {info['target']})"
+                  if point else "")  # fmt: skip
+        lines.append(f"- {j['describe']}, {info['target']} recall {j['target_recall']:.1%}{pinned}; untouched sources "
+                     f"read {untouched:.1%} {info['target']}")  # fmt: skip
     return "\n".join(lines)
 
 

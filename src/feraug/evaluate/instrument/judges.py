@@ -190,6 +190,16 @@ class Judge:
                 f"out of fold accuracy {o['accuracy']:.1%}, macro-F1 {o['macro_f1']:.1%}")  # fmt: skip
 
 
+def source_emotion(labels: np.ndarray, target: int, source_positions: np.ndarray | None = None) -> int:
+    """The emotion a set is read against: its source faces' most common label (translations), else the
+    largest class other than ``target`` (sampled sets: their controls are real faces of that class)."""
+    if source_positions is not None and len(source_positions):
+        return int(np.bincount(labels[source_positions]).argmax())
+    counts = np.bincount(labels, minlength=target + 1).astype(np.int64)
+    counts[target] = -1
+    return int(counts.argmax())
+
+
 def _calibrated(name: str, fit: CrossFit, pool: FaceDataset, labels: str, arch: str, objective: str,
                 log: Callable[[str], None] | None) -> Judge:  # fmt: skip
     """Fit (or load from the judge's cache folder) the prior correction and the out-of-fold figures.

@@ -58,7 +58,7 @@ from feraug.data.degrade import CONTROLS
 from feraug.evaluate.instrument.controls import UNTOUCHED, above_control, control_faces, headline
 from feraug.evaluate.instrument.crossfit import features
 from feraug.evaluate.instrument.image_quality import mean_abs_error, ssim
-from feraug.evaluate.instrument.judges import DISAGREE, Judge
+from feraug.evaluate.instrument.judges import DISAGREE, Judge, source_emotion
 
 #: KID subsets and their largest size (Bińkowski et al. use 100 subsets of 1,000; synthetic sets here are smaller).
 KID_SUBSETS = 100
@@ -338,7 +338,7 @@ def measure_quality(
         raise ValueError(f"synthetic faces are {synthetic.size}px but the real ones {data.size}px")
     labels = data.labels.numpy()
     data_index = {int(r): i for i, r in enumerate(np.asarray(data.rows))}
-    sources = None
+    sources, src_pos = None, None
     if source_rows is not None:
         src_pos = np.array([data_index.get(int(r), -1) for r in source_rows])
         if (src_pos < 0).any():
@@ -346,12 +346,8 @@ def measure_quality(
             raise ValueError(f"{int((src_pos < 0).sum())} synthetic face(s) name a source row that is not in the real "
                              f"faces (e.g. row {bad}): pass the data the generator was trained on")  # fmt: skip
         sources = data.images[torch.from_numpy(src_pos)]
-        if source is None:
-            source = int(np.bincount(labels[src_pos]).argmax())
     if source is None:
-        counts = np.bincount(labels, minlength=len(data.classes)).astype(np.int64)
-        counts[target] = -1
-        source = int(counts.argmax())
+        source = source_emotion(labels, target, src_pos)
     judges = [j.for_target(target, source) for j in judges]  # each calls FALSE_ALARM of real source faces target
     first = judges[0].fit
     fold_of = first.fold_of_rows(np.asarray(data.rows, dtype=np.int64))

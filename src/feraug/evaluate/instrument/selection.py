@@ -36,7 +36,7 @@ from sklearn.covariance import LedoitWolf
 from feraug.data.dataset import FaceDataset
 from feraug.evaluate.instrument.crossfit import features
 from feraug.evaluate.instrument.image_quality import ssim
-from feraug.evaluate.instrument.judges import Judge
+from feraug.evaluate.instrument.judges import Judge, source_emotion
 
 SCORES: tuple[str, ...] = ("combined", "target", "realism", "structure")
 
@@ -54,9 +54,18 @@ def selection_scores(synthetic: FaceDataset, pool: FaceDataset, judges: Sequence
     ``source_rows``: the data row of each face's source (translations), for out-of-fold judging.
     """
     rows = source_rows if source_rows is not None else np.full(len(synthetic), -1)
+    labels = pool.labels.numpy()
+    positions = None
+    if source_rows is not None:
+        pool_rows = np.asarray(pool.rows, dtype=np.int64)
+        order = np.argsort(pool_rows, kind="stable")
+        positions = order[np.clip(np.searchsorted(pool_rows, source_rows, sorter=order), 0, len(pool) - 1)]
+        positions = positions[pool_rows[positions] == source_rows]  # rows outside the pool name no emotion
+    source = source_emotion(labels, target, positions)
+    judges = [j.for_target(target, source) for j in judges]  # the operating point quality reads the set at
     agreed = np.min([j.proba(synthetic.images, rows)[:, target] for j in judges], axis=0)
     net = judges[0].fit.nets[0]
-    real = pool.images[torch.from_numpy(np.flatnonzero(pool.labels.numpy() == target))]
+    real = pool.images[torch.from_numpy(np.flatnonzero(labels == target))]
     if len(real) < 2:
         raise ValueError(f"the real data has {len(real)} {pool.classes[target]} faces; realism needs at least 2")
     lw = LedoitWolf().fit(features(net, real))

@@ -91,6 +91,22 @@ def test_generator_has_no_transposed_convolution(output: str) -> None:
     assert len(ups) == 2
 
 
+@pytest.mark.parametrize("n_blocks", [0, 2])
+def test_generator_loads_checkpoints_of_the_literal_three_layer_upsampling(n_blocks: int) -> None:
+    torch.manual_seed(0)
+    g = ExpressionGenerator(ngf=4, n_blocks=n_blocks, output="residual")
+    with torch.no_grad():
+        g.head.weight.normal_()  # not the identity, so the output depends on every layer
+    first, second = g._up_convs
+    old_layout = {k.replace(f"body.{second}.", f"body.{second + 4}.").replace(f"body.{first}.", f"body.{first + 2}."): v
+                  for k, v in g.state_dict().items()}  # fmt: skip  (Upsample, ReflectionPad2d, Conv2d per upsampling)
+    assert f"body.{first}.weight" not in old_layout
+    fresh = ExpressionGenerator(ngf=4, n_blocks=n_blocks, output="residual")
+    fresh.load_state_dict(old_layout)
+    x, c = torch.rand(2, 1, 16, 16) * 2 - 1, torch.tensor([1, 3])
+    torch.testing.assert_close(fresh(x, c), g(x, c), rtol=0, atol=0)
+
+
 def test_domain_classification_loss_on_hand_computed_logits() -> None:
     logits = torch.log(torch.tensor([[1.0, 2, 1, 1, 1, 1, 2], [1.0, 1, 1, 1, 1, 1, 1]]))
     # softmax rows: [1,2,1,1,1,1,2]/9 and uniform 1/7

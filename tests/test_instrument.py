@@ -134,6 +134,10 @@ def test_for_target_pins_the_false_alarm_rate_on_the_source_emotion() -> None:
     assert pinned.oof["recall"][2] == 1.0
     assert judge.for_target(2, 2) is judge and judge.for_target(2, 1) is judge  # no source faces: unchanged
     assert replace(judge, oof_proba=None).for_target(2, 0).bias.tolist() == [0.0, 0.0, 0.0]
+    tied = replace(judge, oof_proba=np.tile(proba[:1], (n + 20, 1)))  # every source face at the same margin
+    assert tied.for_target(2, 0, alpha=0.05).oof["operating_point"]["false_alarm"] == 0.0  # a tie is not split
+    with pytest.raises(ValueError, match="false-alarm rate must be in"):
+        judge.for_target(2, 0, alpha=1.0)
 
 
 def test_judges_train_the_cpu_classifier_recipe_without_class_weights() -> None:

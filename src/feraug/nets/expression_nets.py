@@ -118,6 +118,8 @@ class ExpressionGenerator(nn.Module):
             layers += [ResizeConv2d(ngf * mult, ngf * mult // 2), norm_layer("instance", ngf * mult // 2),
                        nn.ReLU(inplace=True)]  # fmt: skip
         self.body = nn.Sequential(*layers, nn.ReflectionPad2d(3))
+        self._up_convs = (len(layers) - 6, len(layers) - 3)  # the two ResizeConv2d's positions in body
+        self._register_load_state_dict_pre_hook(self._renumber_literal_upsampling)
         # one output channel: HeadConv2d's GEMM + fold (~2x faster on CPU); two: the library conv is faster
         self.head = HeadConv2d(ngf, 1, 7) if output == "residual" else nn.Conv2d(ngf, 2, 7)
         nn.init.zeros_(self.head.weight)  # starts as (near) the identity: see the module docstring
@@ -125,6 +127,17 @@ class ExpressionGenerator(nn.Module):
         if output == "attention":
             with torch.no_grad():
                 self.head.bias[1] = MASK_INIT_LOGIT
+
+    def _renumber_literal_upsampling(self, state: dict[str, Any], prefix: str, *_: Any) -> None:
+        """Load checkpoints written when each upsampling was three layers (``Upsample``, ``ReflectionPad2d``,
+        ``Conv2d``): their convs sat 2 and 4 positions later in ``body``, with the same parameters."""
+        first, second = self._up_convs
+        if f"{prefix}body.{first + 2}.weight" not in state:  # position first + 2 holds no parameters now
+            return
+        for old, new in ((first + 2, first), (second + 4, second)):
+            for name in ("weight", "bias"):
+                if f"{prefix}body.{old}.{name}" in state:
+                    state[f"{prefix}body.{new}.{name}"] = state.pop(f"{prefix}body.{old}.{name}")
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return self.forward_with_mask(x, c)[0]

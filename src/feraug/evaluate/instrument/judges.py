@@ -149,25 +149,29 @@ class Judge:
         ``operating_point`` what was pinned. Without out-of-fold scores, or without ``source``
         faces, the judge is returned unchanged.
         """
+        if not 0.0 <= alpha < 1.0:
+            raise ValueError(f"the false-alarm rate must be in [0, 1), got {alpha}")
         if self.oof_proba is None or self.oof_labels is None or target == source:
             return self
-        logit = np.log(np.clip(self.oof_proba, 1e-12, None)) + self.bias
-        neg = logit[self.oof_labels == source]
+        logp = np.log(np.clip(self.oof_proba, 1e-12, None))
+        neg = (logp + self.bias)[self.oof_labels == source]
         if not len(neg):
             return self
-        others = np.delete(neg, target, axis=1).max(1)
-        margin = np.r_[-np.inf, np.sort(others - neg[:, target]), np.inf]  # called once the offset passes it
-        k = min(int(np.floor(alpha * (len(margin) - 2))), len(margin) - 2)  # faces allowed to be called target
-        lo, hi = margin[k], margin[k + 1]
-        offset = (lo + hi) / 2 if np.isfinite(lo) and np.isfinite(hi) else (hi - 1e-3 if np.isfinite(hi) else lo + 1e-3)
+        margin = np.sort(np.delete(neg, target, axis=1).max(1) - neg[:, target])  # called once the offset passes it
+        allowed = margin[: int(np.floor(alpha * len(margin)))]  # the faces that may be called the target
+        above = margin[len(allowed) :]
+        below = allowed[allowed < above[0]]  # a tie at the boundary stays uncalled, all of it
+        offset = (below[-1] + above[0]) / 2 if len(below) else above[0] - 1e-3
         bias = self.bias.copy()
         bias[target] += offset
-        pred = (np.log(np.clip(self.oof_proba, 1e-12, None)) + bias).argmax(1)
+        pred = (logp + bias).argmax(1)
         y = self.oof_labels
-        recall = [float((pred[y == c] == c).mean()) if (y == c).any() else float("nan") for c in range(len(bias))]
+        n = len(bias)
+        recall = [float((pred[y == c] == c).mean()) if (y == c).any() else None for c in range(n)]
         point = {"target": target, "source": source, "alpha": alpha,
                  "false_alarm": float((pred[y == source] == target).mean()), "offset": float(offset)}  # fmt: skip
-        oof = {**self.oof, "accuracy": float((pred == y).mean()), "recall": recall, "operating_point": point}
+        oof = {**self.oof, "accuracy": float((pred == y).mean()), "macro_f1": _macro_f1(y, pred, n), "recall": recall,
+               "operating_point": point}  # fmt: skip
         return replace(self, bias=bias, oof=oof)
 
     def proba(self, images: torch.Tensor, rows: np.ndarray | None = None) -> np.ndarray:
@@ -207,21 +211,18 @@ def _calibrated(name: str, fit: CrossFit, pool: FaceDataset, labels: str, arch: 
     The out-of-fold probabilities are cached beside the models, so another ``objective`` costs no
     second pass over the pool.
     """
-    cached = fit.cache / f"calibration-{objective}.json" if fit.cache is not None else None
-    if cached is not None and cached.is_file():
-        record = json.loads(cached.read_text())
-        p = np.load(fit.cache / "oof_proba.npy", allow_pickle=False) if (fit.cache / "oof_proba.npy").is_file() \
-            else None  # fmt: skip
-        return Judge(name, fit, np.array(record["bias"]), labels, arch, record["oof"], p, pool.labels.numpy())
     stored = fit.cache / "oof_proba.npy" if fit.cache is not None else None
-    if stored is not None and stored.is_file():
-        p = np.load(stored, allow_pickle=False)
-    else:
+    p = np.load(stored, allow_pickle=False) if stored is not None and stored.is_file() else None
+    if p is None or p.shape != (len(pool), len(pool.classes)):
         if log:
             log(f"judge {name}: out-of-fold predictions of {len(pool):,} faces for its prior correction")
         p = fit.out_of_fold_proba(pool.images, fit.folds)
         if stored is not None:
             np.save(stored, p)
+    cached = fit.cache / f"calibration-{objective}.json" if fit.cache is not None else None
+    if cached is not None and cached.is_file():
+        record = json.loads(cached.read_text())
+        return Judge(name, fit, np.array(record["bias"]), labels, arch, record["oof"], p, pool.labels.numpy())
     y = pool.labels.numpy()
     bias = fit_prior_correction(p, y, objective=objective)
     pred = (np.log(np.clip(p, 1e-12, None)) + bias).argmax(1)

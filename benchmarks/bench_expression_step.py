@@ -60,7 +60,8 @@ DIFFERENCES = (
     "backward also computes D's weight gradients (then zeroed), feraug freezes D",
     "G architecture: reference stem conv over [face; 7 label maps] (zero padding, no bias), affine instance norm "
     "with running stats, 4x4 stride-2 transposed-conv upsampling, tanh head; feraug stem over the face only "
-    "(the label maps as a per-face bias, 8x fewer stem FLOPs), reflection padding, plain instance norm, "
+    "(the label maps as a per-face shift after the stem's norm, 8x fewer stem FLOPs), reflection padding, plain "
+    "instance norm, "
     "nearest x2 + 3x3 conv upsampling computed at low resolution (the transposed convs' FLOPs), head clamp(x + delta)",
     "D: same widths and layers; LeakyReLU 0.01 vs 0.2, heads without vs with bias",
     "targets: reference a permutation of the batch's labels (at batch 1 the source itself), feraug uniform over "

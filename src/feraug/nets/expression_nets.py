@@ -4,8 +4,8 @@ After StarGAN (Choi et al. 2018) with GANimation's attention output (Pumarola et
 48x48 grayscale faces:
 
 * :class:`ExpressionGenerator` ``G(x, c)``: the target emotion ``c`` enters as seven constant maps (its
-  one-hot code) concatenated to the face (computed as a per-face bias of the stem:
-  :class:`ConditionedStem`), then ``c7s1-ngf, d2ngf, d4ngf`` (4x4 stride-2 downsamplings),
+  one-hot code) concatenated to the face (computed as a per-face shift of the stem's normalised
+  features: :class:`ConditionedStem`), then ``c7s1-ngf, d2ngf, d4ngf`` (4x4 stride-2 downsamplings),
   ``n_blocks`` residual blocks at H/4, two upsamplings by *resize-convolution* (nearest x2, then a 3x3
   conv: every output pixel gets the same number of kernel taps, so no checkerboard, which strided
   transposed convolutions print on faces; Odena et al. 2016; computed at the low resolution by
@@ -63,11 +63,15 @@ def target_maps(c: torch.Tensor, n_classes: int, like: torch.Tensor) -> torch.Te
 
 
 class ConditionedStem(nn.Module):
-    """The 7x7 stem over ``[face; constant target maps]`` (reflection padded), computed without the maps.
+    """The 7x7 stem over ``[face; constant target maps]`` (reflection padded) and its instance norm, computed
+    without the maps, with the target's share added *after* the norm.
 
     Its weight has the layout of a conv over ``1 + n_classes`` channels, but a reflection-padded constant
-    map stays constant, so its share of every output pixel is ``code · Σ_taps W[:, k]``: a per-face bias.
-    Only the face's channel is convolved (on CPU as one im2col GEMM, like
+    map stays constant, so its share of every output pixel is ``code · Σ_taps W[:, k]``: a per-face,
+    per-channel constant. Instance norm subtracts exactly such a constant, so added before the norm (the
+    literal concatenation) the target would be erased and ``G(x, c)`` would not depend on ``c`` at all
+    (StarGAN's zero padding leaves only a border pattern of it); added after, it shifts the normalised
+    features by the target's code. Only the face's channel is convolved (on CPU as one im2col GEMM, like
     :class:`~feraug.nets.gan_nets.StemConv2d`), 8x fewer multiply-adds than the concatenation.
     """
 
@@ -86,7 +90,8 @@ class ConditionedStem(nn.Module):
                 x.shape[0], -1, *x.shape[-2:])  # fmt: skip
         else:
             y = F.conv2d(xp, w_face)
-        shift = self.bias + target_codes(c, self.n_classes, x) @ self.weight[:, 1:].sum((2, 3)).t()
+        y = F.instance_norm(y + self.bias[:, None, None])
+        shift = target_codes(c, self.n_classes, x) @ self.weight[:, 1:].sum((2, 3)).t()
         return y + shift[:, :, None, None]
 
 
@@ -108,8 +113,8 @@ class ExpressionGenerator(nn.Module):
         self.arch: dict[str, Any] = {"name": "expression-generator", "ngf": ngf, "n_blocks": n_blocks,
                                      "output": output, "n_classes": n_classes}  # fmt: skip
         self.output, self.n_classes = output, n_classes
-        self.stem = ConditionedStem(n_classes, ngf, 7)
-        layers: list[nn.Module] = [norm_layer("instance", ngf), nn.ReLU(inplace=True)]
+        self.stem = ConditionedStem(n_classes, ngf, 7)  # includes the stem's instance norm
+        layers: list[nn.Module] = [nn.ReLU(inplace=True)]
         for mult in (1, 2):
             layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 4, stride=2, padding=1),
                        norm_layer("instance", ngf * mult * 2), nn.ReLU(inplace=True)]  # fmt: skip
@@ -118,8 +123,7 @@ class ExpressionGenerator(nn.Module):
             layers += [ResizeConv2d(ngf * mult, ngf * mult // 2), norm_layer("instance", ngf * mult // 2),
                        nn.ReLU(inplace=True)]  # fmt: skip
         self.body = nn.Sequential(*layers, nn.ReflectionPad2d(3))
-        self._up_convs = (len(layers) - 6, len(layers) - 3)  # the two ResizeConv2d's positions in body
-        self._register_load_state_dict_pre_hook(self._renumber_literal_upsampling)
+        self._register_load_state_dict_pre_hook(self._refuse_unconditioned)
         # one output channel: HeadConv2d's GEMM + fold (~2x faster on CPU); two: the library conv is faster
         self.head = HeadConv2d(ngf, 1, 7) if output == "residual" else nn.Conv2d(ngf, 2, 7)
         nn.init.zeros_(self.head.weight)  # starts as (near) the identity: see the module docstring
@@ -128,16 +132,14 @@ class ExpressionGenerator(nn.Module):
             with torch.no_grad():
                 self.head.bias[1] = MASK_INIT_LOGIT
 
-    def _renumber_literal_upsampling(self, state: dict[str, Any], prefix: str, *_: Any) -> None:
-        """Load checkpoints written when each upsampling was three layers (``Upsample``, ``ReflectionPad2d``,
-        ``Conv2d``): their convs sat 2 and 4 positions later in ``body``, with the same parameters."""
-        first, second = self._up_convs
-        if f"{prefix}body.{first + 2}.weight" not in state:  # position first + 2 holds no parameters now
-            return
-        for old, new in ((first + 2, first), (second + 4, second)):
-            for name in ("weight", "bias"):
-                if f"{prefix}body.{old}.{name}" in state:
-                    state[f"{prefix}body.{new}.{name}"] = state.pop(f"{prefix}body.{old}.{name}")
+    @staticmethod
+    def _refuse_unconditioned(state: dict[str, Any], prefix: str, *_: Any) -> None:
+        """Checkpoints of the earlier layout (the stem's norm first in ``body``, so ``body.2`` was a conv) came
+        from a generator whose instance norm erased the target code: it made the same edit for every emotion."""
+        if f"{prefix}body.2.weight" in state:
+            raise ValueError("this expression generator checkpoint was written by an earlier feraug whose generator "
+                             "ignored the target emotion (its stem's instance norm erased the target code), so it "
+                             "makes the same edit for every emotion: train it again")  # fmt: skip
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return self.forward_with_mask(x, c)[0]

@@ -39,36 +39,35 @@ from feraug.evaluate.instrument.crossfit import judge_config
 NEUTRAL, DISGUST = 6, 1
 
 
-def demo_experiment(n_synthetic: int, seeds: int, epochs: int, steps: int,
-                    ) -> tuple[FaceDataset, FaceDataset, dict[str, np.ndarray], ExperimentConfig]:  # fmt: skip
-    """The demo's data and classifier, with mirrored real faces standing in for the GAN's translations."""
-    real = make_toy_faces(n=3000, seed=0, class_weights=DEMO_CLASS_WEIGHTS)
+Inputs = tuple[FaceDataset, FaceDataset, dict[str, np.ndarray], ExperimentConfig]
+
+
+def _experiment(real: FaceDataset, n_synthetic: int, seeds: int, classifier: object) -> Inputs:
+    """``real``, mirrored Neutral training faces relabelled Disgust as the synthetic set (standing in for a GAN's
+    translations, with their provenance), and the standard-protocol experiment of ``classifier``."""
     (fold,) = standard_protocol(real)
     sources = fold.train[real.labels.numpy()[fold.train] == NEUTRAL][:n_synthetic]
     syn = FaceDataset(real.images[torch.from_numpy(sources)].flip(-1), torch.full((len(sources),), DISGUST),
                       np.full(len(sources), "Training"), np.arange(len(sources)), source="mirror")  # fmt: skip
     prov = {"synthetic_row": np.arange(len(sources)), "source_row": real.rows[sources],
             "label": np.full(len(sources), DISGUST)}  # fmt: skip
+    return real, syn, prov, ExperimentConfig(protocol="standard", seeds=seeds, classifier=classifier, n_boot=200)
+
+
+def demo_experiment(n_synthetic: int, seeds: int, epochs: int, steps: int) -> Inputs:
+    """The demo's toy faces and classifier."""
     clf = judge_config(("batch_size=64", "augment=false", "lr=1e-2", "device=cpu"), epochs=epochs,
                        steps_per_epoch=steps)  # fmt: skip
-    return real, syn, prov, ExperimentConfig(protocol="standard", seeds=seeds, classifier=clf, n_boot=200)
+    return _experiment(make_toy_faces(n=3000, seed=0, class_weights=DEMO_CLASS_WEIGHTS), n_synthetic, seeds, clf)
 
 
-def real_experiment(path: str, n_synthetic: int, seeds: int, epochs: int, steps: int,
-                    ) -> tuple[FaceDataset, FaceDataset, dict[str, np.ndarray], ExperimentConfig]:  # fmt: skip
-    """A FER2013 file, mirrored Neutral training faces as the synthetic Disgust set, the default classifier."""
+def real_experiment(path: str, n_synthetic: int, seeds: int, epochs: int, steps: int) -> Inputs:
+    """A FER2013 file and the classifier experiments train by default, cut to ``epochs`` x ``steps``."""
     from feraug.config.classifier import EXPERIMENT_CLASSIFIER
     from feraug.data import load_dataset
 
-    real = load_dataset(path)
-    (fold,) = standard_protocol(real)
-    sources = fold.train[real.labels.numpy()[fold.train] == NEUTRAL][:n_synthetic]
-    syn = FaceDataset(real.images[torch.from_numpy(sources)].flip(-1), torch.full((len(sources),), DISGUST),
-                      np.full(len(sources), "Training"), np.arange(len(sources)), source="mirror")  # fmt: skip
-    prov = {"synthetic_row": np.arange(len(sources)), "source_row": real.rows[sources],
-            "label": np.full(len(sources), DISGUST)}  # fmt: skip
     clf = {"preset": EXPERIMENT_CLASSIFIER, "epochs": epochs, "steps_per_epoch": steps, "device": "cpu"}
-    return real, syn, prov, ExperimentConfig(protocol="standard", seeds=seeds, classifier=clf, n_boot=200)
+    return _experiment(load_dataset(path), n_synthetic, seeds, clf)
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Time one expression-family training step (a D and a G update): feraug vs. the reference StarGAN.
 
     python benchmarks/bench_expression_step.py [--reference /path/to/stargan] [--batch 1 16] [--ngf 64]
-        [--ndf 64] [--blocks 6] [--d-layers 4] [--threads 2] [--steps 20] [--device cpu] [--ceiling]
+        [--ndf 64] [--blocks 6] [--d-layers 4] [--threads 2] [--steps 20] [--device cpu] [--ceiling] [--breakdown]
 
 The reference is yunjey/stargan, a plain checkout kept outside this repository (never vendored), driven by
 ``reference_stargan.py``: its own ``Solver.train()`` loop, one iteration per step, on one fixed batch, its
@@ -29,6 +29,12 @@ bookkeeping), a ceiling for that implementation's step. It replaces ``bench_conv
 stem, feraug's resize-convs and GEMM stem/head) and each is held to its own. The checkout's git commit is printed
 before and after the results, with a warning when it is not the commit ``reference_stargan.py`` was written
 against (or has local changes).
+
+``--breakdown`` answers where the time outside the convolutions goes: after the timed steps, ``torch.profiler``
+records ``--steps`` more and each op's own (self) CPU time is summed into :data:`CATEGORIES` (convolutions and
+matrix products, instance norm, padding, elementwise and activations, the optimizer, copies, the rest), in ms per
+step, for both implementations side by side. The profiler adds a little to every op, so compare the categories
+with each other, not with the timed ms/step.
 """
 
 from __future__ import annotations
@@ -68,6 +74,42 @@ DIFFERENCES = (
     "the six other emotions; reference reads seven losses to the host (.item()) every step, feraug returns them "
     "as tensors; Adam: reference PyTorch's default implementation, feraug fused",
 )
+
+
+#: Op-name fragments -> the category ``--breakdown`` sums an op's self time into (first match wins; op names are
+#: ``aten::...`` as the profiler reports them). Convolutions first, so ``convolution_backward`` is not "copies".
+CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("convolutions + matmuls", ("conv", "mm", "matmul", "linear", "_slow_conv")),
+    ("instance norm", ("norm", "var_mean", "native_batch")),
+    ("padding", ("pad",)),
+    ("optimizer", ("adam", "_foreach", "addcdiv", "addcmul", "lerp")),
+    ("elementwise + activations", ("relu", "threshold", "add", "mul", "sub", "div", "clamp", "tanh", "sigmoid",
+                                   "exp", "log", "neg", "where", "pow", "sqrt", "rsub", "sum", "mean")),
+    ("copies + allocation", ("copy", "clone", "contiguous", "cat", "empty", "zero", "fill", "to", "stack",
+                             "unfold", "fold", "col2im", "im2col", "upsample", "index", "select", "slice", "view")),
+)  # fmt: skip
+
+
+def categorize(op: str) -> str:
+    """The :data:`CATEGORIES` entry an op name falls in (``other`` when none)."""
+    name = op.removeprefix("aten::").lower()
+    return next((cat for cat, frags in CATEGORIES if any(f in name for f in frags)), "other")
+
+
+def profile_breakdown(step, sync, steps: int) -> dict[str, float]:
+    """ms per step of self CPU time by :data:`CATEGORIES`, over ``steps`` profiled steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+        sync()
+    out: dict[str, float] = {}
+    for evt in prof.key_averages():
+        if evt.key.startswith("aten::") or evt.key.startswith("feraug::"):
+            cat = categorize(evt.key)
+            out[cat] = out.get(cat, 0.0) + evt.self_cpu_time_total / 1e3 / steps
+    return out
 
 
 def feraug_step(batch: int, ngf: int, ndf: int, blocks: int, d_layers: int, device: str):
@@ -209,7 +251,24 @@ def run_one(args: argparse.Namespace) -> None:
     if args.ceiling:
         ops_gflop, ops_s = flop_ops_alone(step, sync)
         result |= {"ops_alone_ms": ops_s * 1e3, "ops_alone_gflop": ops_gflop, "ceiling_gflop_s": ops_gflop / ops_s}
+    if args.breakdown:
+        result["breakdown_ms"] = profile_breakdown(step, sync, args.steps)
     print(json.dumps(result))
+
+
+def print_breakdown(runs: dict[tuple[int, str], list[dict]]) -> None:
+    """Median ms/step per op category of every (batch, implementation), as columns."""
+    keys = list(runs)
+    cats = [c for c, _ in CATEGORIES] + ["other"]
+    print("\nself CPU time by op category, ms/step (torch.profiler; medians over rounds)")
+    print(f"{'category':28s}" + "".join(f" {f'{impl} b{batch}':>16s}" for batch, impl in keys))
+    for cat in [*cats, "total"]:
+        cells = []
+        for key in keys:
+            per_round = [sum(r["breakdown_ms"].values()) if cat == "total" else r["breakdown_ms"].get(cat, 0.0)
+                         for r in runs[key]]  # fmt: skip
+            cells.append(f" {statistics.median(per_round):16.1f}")
+        print(f"{cat:28s}" + "".join(cells))
 
 
 def main() -> None:
@@ -228,6 +287,8 @@ def main() -> None:
     ap.add_argument("--ceiling", action="store_true",
                     help="also replay each step's FLOP-bearing ops alone (same shapes, random tensors) in the same "
                          "subprocess, so step and ceiling come from one run")  # fmt: skip
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also profile the steps and print each implementation's time per op category")  # fmt: skip
     ap.add_argument("--only", choices=["feraug", "reference"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.only:
@@ -255,8 +316,7 @@ def main() -> None:
                        "--device", args.device]  # fmt: skip
                 if args.reference:
                     cmd += ["--reference", str(args.reference)]
-                if args.ceiling:
-                    cmd += ["--ceiling"]
+                cmd += ["--ceiling"] * args.ceiling + ["--breakdown"] * args.breakdown
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()
                 print(out[-1], flush=True)
                 runs.setdefault((batch, impl), []).append(json.loads(out[-1]))
@@ -280,6 +340,8 @@ def main() -> None:
             alone = statistics.median(r["ops_alone_ms"] for r in rs)
             row += f" {alone:13.1f} {ceiling:16.1f} {rate[batch, impl] / ceiling:11.0%}"
         print(row)
+    if args.breakdown:
+        print_breakdown(runs)
     if args.reference:
         for batch in args.batch:
             ours_rss = max(r["peak_rss_mb"] for r in runs[batch, "feraug"])

@@ -78,7 +78,7 @@ def test_plan_keeps_the_schedule_shape_and_fits_the_budget() -> None:
 def test_gan_budget_resumes_and_reruns_exactly(tmp_path: Path) -> None:
     faces = make_toy_faces(n=400, seed=1)
     split = tmp_path / "split"
-    first = train_cyclegan(config(), split, data=faces, progress=False, time_budget=12, stop_at=2)
+    first = train_cyclegan(config(), split, data=faces, progress=False, time_budget=20, stop_at=2)
     plan = first.budget
     assert plan is not None and first.step == 2 and plan.total_steps > 4
     saved = yaml.safe_load((split / "config.yaml").read_text())
@@ -87,7 +87,7 @@ def test_gan_budget_resumes_and_reruns_exactly(tmp_path: Path) -> None:
     meta = json.loads((split / "meta.json").read_text())
     assert meta["budget"]["total_steps"] == plan.total_steps and meta["budget"]["seconds_per_step"] > 0
     with pytest.raises(ValueError, match="resolved once"):
-        train_cyclegan(config(), split, resume=True, data=faces, progress=False, time_budget=12)
+        train_cyclegan(config(), split, resume=True, data=faces, progress=False, time_budget=20)
     resolved = build_config(CycleGANConfig, file=split / "config.yaml")
     train_cyclegan(resolved, split, resume=True, data=faces, progress=False)
     straight = train_cyclegan(resolved, tmp_path / "straight", data=faces, progress=False)  # a re-run, no budget

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from feraug.nets.gan_nets import HeadConv2d, PatchDiscriminator, ResizeConv2d, ResnetGenerator, StemConv2d, init_weights
+from feraug.nets.gan_nets import (
+    HeadConv2d,
+    PatchDiscriminator,
+    ResizeConv2d,
+    ResnetGenerator,
+    StemConv2d,
+    init_weights,
+    instance_norm,
+    norm_layer,
+)
 
 
 @pytest.mark.parametrize("size", [48, 64])
@@ -99,6 +108,20 @@ def test_resize_conv_equals_nearest_upsampling_reflection_pad_and_a_3x3_conv(
     want = torch.autograd.grad((y_ref * g).sum(), [x, *literal[2].parameters()])
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 6, 7), (1, 3, 1, 4), (3, 2, 12, 12)])
+def test_instance_norm_equals_the_library_instance_norm(shape: tuple[int, int, int, int]) -> None:
+    torch.manual_seed(0)
+    x = (torch.randn(*shape, dtype=torch.double) * 3 + 1).requires_grad_()
+    g = torch.randn(*shape, dtype=torch.double)
+    y, y_ref = instance_norm(x), torch.nn.functional.instance_norm(x)
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)  # float64: the same function
+    got, want = (torch.autograd.grad((v * g).sum(), x)[0] for v in (y, y_ref))
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    layer = norm_layer("instance", shape[1])
+    assert dict(layer.state_dict()) == {}  # no state, as nn.InstanceNorm2d(affine=False): checkpoints unchanged
+    torch.testing.assert_close(layer(x), y_ref, rtol=1e-10, atol=1e-10)
 
 
 def test_residual_generator_adds_a_change_to_its_input() -> None:

@@ -39,7 +39,7 @@ import torch.nn.functional as F  # noqa: N812 - the universal PyTorch idiom
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from feraug.nets.gan_nets import HeadConv2d, ResidualBlock, ResizeConv2d, norm_layer
+from feraug.nets.gan_nets import HeadConv2d, ResidualBlock, ResizeConv2d, instance_norm, norm_layer
 
 ExpressionOutput = Literal["residual", "attention"]
 N_EMOTIONS = 7
@@ -90,7 +90,7 @@ class ConditionedStem(nn.Module):
                 x.shape[0], -1, *x.shape[-2:])  # fmt: skip
         else:
             y = F.conv2d(xp, w_face)
-        y = F.instance_norm(y + self.bias[:, None, None])
+        y = instance_norm(y + self.bias[:, None, None])
         shift = target_codes(c, self.n_classes, x) @ self.weight[:, 1:].sum((2, 3)).t()
         return y + shift[:, :, None, None]
 

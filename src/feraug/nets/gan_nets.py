@@ -30,10 +30,30 @@ Norm = Literal["instance", "batch", "none"]
 Output = Literal["image", "residual"]
 
 
+def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Instance norm without affine or running statistics, as ``F.instance_norm(x, eps=eps)`` computes it.
+
+    On CPU it runs as group norm with one group per channel, the same function: PyTorch's instance norm
+    reshapes to a ``[1, N*C, H, W]`` batch norm whose CPU kernel is ~2x slower, forward and backward, at the
+    generators' sizes (1.13 vs 0.72 ms at 16x256x12x12, 4.4 vs 2.6 ms at 16x64x48x48; 2 threads). Other
+    devices keep the library instance norm (under CUDA autocast group norm would run in float32).
+    """
+    if x.device.type == "cpu":
+        return F.group_norm(x, x.shape[1], eps=eps)
+    return F.instance_norm(x, eps=eps)
+
+
+class InstanceNorm2d(nn.Module):
+    """:func:`instance_norm` as a layer; like ``nn.InstanceNorm2d(affine=False)`` it has no state."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return instance_norm(x)
+
+
 def norm_layer(kind: Norm, channels: int) -> nn.Module:
     """Instance norm (no affine, no running stats: CycleGAN's default), batch norm, or identity."""
     if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+        return InstanceNorm2d()
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "none":
@@ -107,10 +127,12 @@ class ResizeConv2d(nn.Conv2d):
         taps = self._taps.to(self.weight.dtype)
         kernels = torch.einsum("air,ocrs,bjs->abocij", taps, self.weight, taps).reshape(4 * co, -1, 2, 2)
         bias = self.bias.repeat(4) if self.bias is not None else None
-        y = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernels, bias)  # [N, 4·C_out, H+1, W+1]
-        y = y.view(n, 2, 2, co, h + 1, w + 1)
-        rows = [torch.stack([y[:, a, b, :, a : a + h, b : b + w] for b in (0, 1)], -1) for a in (0, 1)]
-        return torch.stack(rows, 3).reshape(n, co, 2 * h, 2 * w)  # [N, C, H, 2, W, 2] -> [N, C, 2H, 2W]
+        y = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernels, bias).contiguous()  # [N, 4·C_out, H+1, W+1]
+        # out[n, c, i, a, j, b] = y[n, (a, b, c), i + a, j + b]: phase (a, b) sits a rows and b columns further on,
+        # so all four are one strided view of y (one copy forward, one scatter backward, instead of four slices)
+        s_c, s_row = (h + 1) * (w + 1), w + 1
+        phases = y.as_strided((n, co, h, 2, w, 2), (4 * co * s_c, s_c, s_row, 2 * co * s_c + s_row, 1, co * s_c + 1))
+        return phases.reshape(n, co, 2 * h, 2 * w)  # [N, C, H, 2, W, 2] -> [N, C, 2H, 2W]
 
 
 class ResidualBlock(nn.Module):

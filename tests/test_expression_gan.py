@@ -138,7 +138,7 @@ class FixedLogitsD(nn.Module):
 
 def test_the_step_uses_the_class_head_on_real_labels_and_on_balanced_targets() -> None:
     """D's head is scored on the real faces' labels, G on the targets it was asked for (never the face's own)."""
-    model = ExpressionGAN(config(), torch.device("cpu"))
+    model = ExpressionGAN(config("net.output=attention"), torch.device("cpu"))  # the mask terms are logged too
     p = torch.tensor([1.0, 2, 1, 1, 1, 1, 2]) / 9
     stub = FixedLogitsD(p.log())
     model.networks["D"] = stub
@@ -225,7 +225,7 @@ def test_translate_to_every_emotion_from_the_cli(tmp_path: Path, one_thread: Non
     run = tmp_path / "run"
     r = runner.invoke(main, ["train", "expression", "--data", "toy:600", *TINY_CLI, "--batch-size", "4", "--epochs",
                              "1", "--epochs-decay", "0", "--steps-per-epoch", "2", "--set", "train.ema_decay=0.5",
-                             "--out", str(run), "--quiet"])  # fmt: skip
+                             "--set", "net.output=attention", "--out", str(run), "--quiet"])  # fmt: skip
     assert r.exit_code == 0, r.output
     data = make_toy_faces(n=600, seed=0)  # what toy:600 loads
     training = data.usage == "Training"

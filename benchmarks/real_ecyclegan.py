@@ -27,6 +27,7 @@ import json
 from pathlib import Path
 
 import yaml
+from quality_rows import judge_cell, summary
 from real_noise_gans import feraug  # the same run-one-command helper (this folder is on sys.path when run)
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
@@ -129,32 +130,29 @@ def main() -> None:
         qdir = syn.with_suffix(".quality")
         if not (qdir / "quality.json").is_file():
             feraug("quality", "--synthetic", str(syn), "--data", args.data, "--quiet")
-        quality = json.loads((qdir / "quality.json").read_text())
-        by_set = {r["set"]: r for r in quality["rows"]}
         log = records(run)
         meta = json.loads((run / "meta.json").read_text())
         rows.append({"preset": preset, "steps": json.loads(timing.read_text())["steps"],
                      "wall_s": json.loads(timing.read_text())["wall_s"], "budget_s": meta["budget"]["budget_s"],
                      "gap_B_last_quarter": tail_mean(log, "D_B/gap"), "gap_A_last_quarter": tail_mean(log, "D_A/gap"),
                      "ada_p_end": next((r["D_B/ada_p"] for r in reversed(log) if "D_B/ada_p" in r), None),
-                     "synthetic": by_set["synthetic"], "sources": by_set.get("their sources (untranslated)"),
-                     "real": by_set.get("real target (held out)"),
+                     "synthetic": summary(qdir),
                      "perceptual_sha256": meta.get("perceptual", {}).get("sha256")})  # fmt: skip
     plot_gaps(runs, args.out / "gaps.png")
     (args.out / "summary.json").write_text(json.dumps(rows, indent=2))
-    lines = ["| preset | steps | D_B gap (last quarter) | D_A gap | ADA p (end) | transfer | KID | FID | SSIM src |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-    src = rows[0]["sources"]
-    if src is not None:
-        lines.append(f"| (their sources, untranslated) | | | | | {100 * src['transfer']:.1f}% | {src['kid']:.3f} | "
-                     f"{src['fid']:.2f} | 1.000 |")
+    lines = ["| preset | steps | D_B gap (last quarter) | D_A gap | ADA p (end) | judge A above control (share of "
+             "real) | judge B | KID | FID | SSIM src |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     fmt = lambda v, spec: "—" if v is None else format(v, spec)  # noqa: E731
     for r in rows:
         s = r["synthetic"]
         lines.append(f"| {r['preset']} | {r['steps']:,} | {fmt(r['gap_B_last_quarter'], '.3f')} | "
                      f"{fmt(r['gap_A_last_quarter'], '.3f')} | {fmt(r['ada_p_end'], '.2f')} | "
-                     f"{100 * s['transfer']:.1f}% | {s['kid']:.3f} | {s['fid']:.2f} | "
-                     f"{fmt(s.get('ssim_to_source'), '.3f')} |")
+                     f"{judge_cell(s['judges'].get('A'))} | {judge_cell(s['judges'].get('B'))} | {s['kid']:.3f} | "
+                     f"{s['fid']:.2f} | {fmt(s['ssim_to_source'], '.3f')} |")  # fmt: skip
+    lines += ["", "Above control: points of Disgust calls above the highest of the sources' negative controls "
+              "(untouched and degraded), 95 % interval paired by source face, share of real held-out Disgust's "
+              "margin. Grids: `<preset>/syn<N>.quality/grid_p_target.png`."]  # fmt: skip
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -11,9 +11,10 @@ faces does? Stages, each skipped when its output exists, so a second invocation 
    resumed to ``--curve`` evenly spaced steps, and at each one ``feraug translate`` + ``feraug
    quality`` measure the same N Training Neutral faces, giving the transfer rate against training
    minutes (``curve.json``; minutes are the training invocations' wall time, quality excluded).
-2. ``feraug experiment augment``: baseline, + all N synthetic, + N duplicated real, with the fast
-   classifier over ``--seeds`` seeds (resumable with ``--resume``). With ``--keep K``, ``feraug
-   select`` first keeps the best K and ``--compare`` runs them too (+ K synthetic, + K duplicated).
+2. ``feraug experiment augment``: baseline, + all N synthetic, + N duplicated real, with the experiment's
+   default classifier (``classifier-fast-cpu``) over ``--seeds`` seeds (resumable with ``--resume``).
+   With ``--keep K``, ``feraug select`` first keeps the best K and ``--compare`` runs them too (+ K synthetic,
+   + K duplicated).
 
 ``summary.md`` in ``--out`` collects the curve, the final quality rows and the experiment's answers.
 """
@@ -28,12 +29,11 @@ import time
 from pathlib import Path
 
 import yaml
+from quality_rows import judge_cell, summary  # this folder is on sys.path when run
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
 RECIPE = ["--preset", "cyclegan-improved", "--set", "net.ngf=32", "--set", "train.ema_decay=0.999",
           "--batch-size", "4"]  # fmt: skip
-FAST = ["--classifier", "fast", "--set", "classifier.batch_size=128", "--set", "classifier.lr=3e-3",
-        "--set", "classifier.schedule=onecycle", "--set", "classifier.label_smoothing=0.1"]  # fmt: skip
 
 
 def feraug(*args: str) -> float:
@@ -53,9 +53,6 @@ def total_steps(run: Path) -> int:
     return sum(t["epoch_steps"]) if t.get("epoch_steps") else (o["epochs"] + o["epochs_decay"]) * t["steps_per_epoch"]
 
 
-def quality_row(qdir: Path, name: str) -> dict:
-    rows = json.loads((qdir / "quality.json").read_text())["rows"]
-    return next(r for r in rows if r["set"] == name)
 
 
 def main() -> None:
@@ -68,7 +65,6 @@ def main() -> None:
     ap.add_argument("--keep", type=int, default=0, help="also run the experiment with the best KEEP faces "
                     "(`feraug select`) on the same folds and seeds; 0: all faces only")
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--epochs", type=int, default=6, help="fast-classifier epochs per experiment run")
     args = ap.parse_args()
     out: Path = args.out
     gan, curve_dir = out / "gan", out / "curve"
@@ -90,8 +86,8 @@ def main() -> None:
         syn = curve_dir / f"step{step}.csv"
         feraug("translate", "--run", str(gan), "--n", str(args.n), "--from", "neutral", "--out", str(syn))
         feraug("quality", "--synthetic", str(syn), "--data", args.data)
-        row = quality_row(syn.with_suffix(".quality"), "synthetic")
-        curve["points"].append({"step": step, "train_minutes": curve["train_s"] / 60, **row})
+        curve["points"].append({"step": step, "train_minutes": curve["train_s"] / 60,
+                                **summary(syn.with_suffix(".quality"))})  # fmt: skip
         curve_file.write_text(json.dumps(curve, indent=1))
 
     final = curve_dir / f"step{stops[-1]}.csv"
@@ -104,22 +100,19 @@ def main() -> None:
         compare = ["--compare", str(best)]
     exp = out / "experiment"
     resume = ["--resume"] if exp.exists() else []
-    feraug("experiment", "augment", "--data", args.data, "--synthetic", str(final), *compare, *FAST,
-           "--seeds", str(args.seeds), "--epochs", str(args.epochs), "--quiet", "--out", str(exp), *resume)  # fmt: skip
+    feraug("experiment", "augment", "--data", args.data, "--synthetic", str(final), *compare,
+           "--seeds", str(args.seeds), "--quiet", "--out", str(exp), *resume)  # fmt: skip
 
     qdir = final.with_suffix(".quality")
     lines = [f"# Real FER2013, Neutral -> Disgust: {args.n} translated faces, {args.seeds} seeds", "",
              f"GAN: {total} steps, {curve['train_s'] / 60:.1f} training minutes.", "",
-             "| step | minutes | transfer | p(target) | KID | FID | SSIM src | NN pixel |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+             "| step | minutes | judge A above control (share of real) | judge B | KID | FID | SSIM src |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for p in curve["points"]:
-        lines.append(f"| {p['step']} | {p['train_minutes']:.1f} | {100 * p['transfer']:.1f}% | "
-                     f"{p['p_target']:.3f} | {p['kid']:.3f} | {p['fid']:.2f} | {p['ssim_to_source']:.3f} | "
-                     f"{p['nn_pixel']:.1f} |")  # fmt: skip
-    for name in ("their sources (untranslated)", "real target (held out)", "real source (untranslated)"):
-        r = quality_row(qdir, name)
-        lines.append(f"| {name} | | {100 * r['transfer']:.1f}% | {r['p_target']:.3f} | {r['kid']:.3f} | "
-                     f"{r['fid']:.2f} | {r['ssim_to_source']:.3f} | {r['nn_pixel']:.1f} |")  # fmt: skip
+        lines.append(f"| {p['step']} | {p['train_minutes']:.1f} | {judge_cell(p['judges'].get('A'))} | "
+                     f"{judge_cell(p['judges'].get('B'))} | {p['kid']:.3f} | {p['fid']:.2f} | "
+                     f"{p['ssim_to_source']:.3f} |")  # fmt: skip
+    lines += ["", f"The final set's quality report, controls and grids: `{qdir}`."]
     if compare:
         lines += ["", (exp / "comparison.md").read_text()]
     else:

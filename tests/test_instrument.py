@@ -14,7 +14,16 @@ import torch
 from feraug.core.checkpoint import file_sha256
 from feraug.data import make_toy_faces
 from feraug.data.augment import to_float
-from feraug.data.degrade import CONTROLS, KINDS, _away_from_controls, _gap, control_values, degrade_batch
+from feraug.data.degrade import (
+    CONTROLS,
+    GREY,
+    KINDS,
+    _away_from_controls,
+    _gap,
+    control_values,
+    degrade_batch,
+    streaks,
+)
 from feraug.evaluate.instrument.controls import UNTOUCHED, above_control, control_faces, headline
 from feraug.evaluate.instrument.crossfit import CrossFit, judge_config
 from feraug.evaluate.instrument.judges import (
@@ -53,10 +62,30 @@ def test_training_degradations_replay_and_keep_away_from_the_controls(faces: tor
     assert not torch.equal(one, x) and one.abs().max() <= 1.0
     assert torch.equal(degrade_batch(x, 0.0, torch.Generator().manual_seed(1)), x)
     for kind in KINDS:
+        if KINDS[kind].train is None:  # a control-only kind: never drawn in training
+            continue
         lo, hi = KINDS[kind].train
         pushed = _away_from_controls(torch.linspace(lo, hi, 2001, dtype=torch.float64), kind)
         for c in control_values(kind):
             assert ((pushed - c).abs() >= _gap(c) - 1e-9).all(), (kind, c)  # no draw near any control value
+
+
+def test_streaks_shift_whole_rows_and_columns_and_are_never_trained_on(faces: torch.Tensor) -> None:
+    x = torch.zeros(3, 1, 12, 10)
+    d = streaks(x, torch.full((3,), 12.0), torch.Generator().manual_seed(0))
+    assert torch.equal(d, streaks(x, torch.full((3,), 12.0), torch.Generator().manual_seed(0)))
+    # a sum of a per-row and a per-column offset: every 2x2 "interaction" vanishes
+    inter = d - d[..., :1] - d[..., :1, :] + d[..., :1, :1]
+    assert inter.abs().max() < 1e-6 and d.std() > 0.5 * 12 * GREY
+    assert KINDS["streaks"].train is None and any(k == "streaks" for c in CONTROLS.values() for k, _ in c)
+    # control-only kinds leave the training draws as they were: same stream with or without them
+    x = to_float(faces)
+    saved = KINDS.pop("streaks")
+    try:
+        without = degrade_batch(x, 0.7, torch.Generator().manual_seed(1))
+    finally:
+        KINDS["streaks"] = saved
+    assert torch.equal(without, degrade_batch(x, 0.7, torch.Generator().manual_seed(1)))
 
 
 def test_above_control_paired_on_a_hand_computed_case() -> None:

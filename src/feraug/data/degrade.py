@@ -39,7 +39,9 @@ class Kind:
     Attributes:
         name: registry key.
         apply: ``(x, strength [N], generator) -> degraded x``.
-        train: ``(low, high)`` range of the strength a judge's augmentation draws from.
+        train: ``(low, high)`` range of the strength a judge's augmentation draws from; ``None``: a control
+            only, which the judges never see in training (the strictest control: nothing taught them to
+            ignore it).
         unit: what the strength means, for tables.
         step: training draws are rounded to multiples of this (kinds whose faces are processed in
             groups of equal strength, such as a blur's kernel, stay a few groups per batch); 0: not rounded.
@@ -47,7 +49,7 @@ class Kind:
 
     name: str
     apply: Apply
-    train: tuple[float, float]
+    train: tuple[float, float] | None
     unit: str
     step: float = 0.0
 
@@ -151,6 +153,16 @@ def blotches(x: torch.Tensor, amplitude: torch.Tensor, g: torch.Generator | None
     return (x + smooth * (amplitude * GREY).view(-1, 1, 1, 1)).clamp(-1, 1)
 
 
+def streaks(x: torch.Tensor, amplitude: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+    """Random horizontal and vertical 1-pixel streaks: each row and each column of a face shifted by its own
+    Gaussian offset, ``amplitude`` grey levels (sd of a pixel's total), the plaid of ridges a generator's
+    transposed or strided layers can leave across a face."""
+    n, _, h, w = x.shape
+    rows = torch.randn((n, 1, h, 1), generator=g, device=x.device, dtype=x.dtype)
+    cols = torch.randn((n, 1, 1, w), generator=g, device=x.device, dtype=x.dtype)
+    return (x + (rows + cols) / math.sqrt(2) * (amplitude * GREY).view(-1, 1, 1, 1)).clamp(-1, 1)
+
+
 def brightness(x: torch.Tensor, shift: torch.Tensor, _g: torch.Generator | None = None) -> torch.Tensor:
     """Add ``shift`` grey levels."""
     return (x + (shift * GREY).view(-1, 1, 1, 1)).clamp(-1, 1)
@@ -172,11 +184,12 @@ for _kind in (
     Kind("blotches", blotches, (4.0, 30.0), "sd, grey levels"),
     Kind("brightness", brightness, (-40.0, 40.0), "shift, grey levels"),
     Kind("contrast", contrast, (0.5, 1.6), "factor"),
+    Kind("streaks", streaks, None, "sd, grey levels"),
 ):
     register(_kind)
 
 #: The named controls: each a chain of ``(kind, strength)`` applied in order. Strengths sit inside the
-#: training ranges, and training draws keep :data:`MARGIN` away from them.
+#: training ranges, and training draws keep :data:`MARGIN` away from them; streaks are never trained on.
 CONTROLS: dict[str, tuple[tuple[str, float], ...]] = {
     "blur 0.8": (("blur", 0.8),),
     "blur 1.6": (("blur", 1.6),),
@@ -191,6 +204,8 @@ CONTROLS: dict[str, tuple[tuple[str, float], ...]] = {
     "blur 1 + noise 12": (("blur", 1.0), ("noise", 12.0)),
     "blur 1 + grid-4 8": (("blur", 1.0), ("grid4", 8.0)),
     "down-up x2 + blotches 12 + noise 6": (("down_up", 2.0), ("blotches", 12.0), ("noise", 6.0)),
+    "streaks 12": (("streaks", 12.0),),
+    "streaks 8 + blotches 15 + grid-4 8": (("streaks", 8.0), ("blotches", 15.0), ("grid4", 8.0)),
 }
 
 
@@ -235,7 +250,8 @@ def degrade_batch(x: torch.Tensor, p: float, g: torch.Generator | None, *, max_k
     """A judge's train-time degradation: each face, with probability ``p``, gets 1..``max_kinds`` random kinds.
 
     Strengths are drawn uniformly from each kind's training range and kept away from every
-    control value (:data:`MARGIN`); the order of kinds is the registry's. Deterministic given ``g``.
+    control value (:data:`MARGIN`); the order of kinds is the registry's, control-only kinds (no training
+    range) are never drawn. Deterministic given ``g``.
     """
     if p <= 0:
         return x
@@ -243,10 +259,11 @@ def degrade_batch(x: torch.Tensor, p: float, g: torch.Generator | None, *, max_k
     x = x.clone()
     on = torch.rand(n, generator=g, device=x.device) < p
     count = torch.randint(1, max_kinds + 1, (n,), generator=g, device=x.device)
-    scores = torch.rand((n, len(KINDS)), generator=g, device=x.device)
+    kinds = [kind for kind in KINDS.values() if kind.train is not None]
+    scores = torch.rand((n, len(kinds)), generator=g, device=x.device)
     rank = scores.argsort(dim=1).argsort(dim=1)  # a random ordering of the kinds per face
     chosen = (rank < count.view(-1, 1)) & on.view(-1, 1)
-    for j, kind in enumerate(KINDS.values()):
+    for j, kind in enumerate(kinds):
         lo, hi = kind.train
         strength = torch.rand(n, generator=g, device=x.device, dtype=x.dtype) * (hi - lo) + lo
         if kind.step:

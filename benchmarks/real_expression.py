@@ -37,6 +37,8 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=None, metavar="KEY=VALUE",
                     help="override of the expression preset (repeatable; default: net.output=residual)")  # fmt: skip
     args = ap.parse_args()
+    if any(step < 1 for step in args.curve) or args.n < 1:
+        ap.error(f"--curve steps and --n must be >= 1, got --curve {args.curve} --n {args.n}")
     sets = args.sets if args.sets is not None else ["net.output=residual"]
     out: Path = args.out
     run = out / "run"
@@ -58,7 +60,9 @@ def main() -> None:
             for f in run.iterdir():  # config, meta, metrics, training_rows.npy (the experiment's leakage guard)
                 if f.is_file():
                     shutil.copy2(f, snap / f.name)
-            shutil.copy2(run / "checkpoints" / "last.pt", snap / "checkpoints" / "last.pt")
+            partial = snap / "checkpoints" / "last.pt.partial"  # the snapshot's checkpoint appears whole or not at all
+            shutil.copy2(run / "checkpoints" / "last.pt", partial)
+            partial.replace(snap / "checkpoints" / "last.pt")
         for target in args.targets:
             syn = snap / f"n2{target}.csv"
             if not syn.is_file():

@@ -23,7 +23,7 @@ from feraug.data import FaceDataset, load_fer2013_csv, make_toy_faces
 from feraug.data.classes import EMOTIONS
 from feraug.models.base import StepContext
 from feraug.models.expression import ExpressionGAN, domain_classification_loss, draw_targets, total_variation
-from feraug.nets.expression_nets import ExpressionDiscriminator, ExpressionGenerator, target_maps
+from feraug.nets.expression_nets import ExpressionDiscriminator, ExpressionGenerator, emotion_scores, target_maps
 from feraug.nets.gan_nets import ResizeConv2d
 from feraug.nets.registry import build_gan_net
 from feraug.synth.synthetic_set import read_provenance
@@ -81,6 +81,23 @@ def test_shapes_mask_range_and_rebuild_by_name(output: str) -> None:
     assert isinstance(build_gan_net(d.arch), ExpressionDiscriminator)
     with pytest.raises(ValueError, match="divisible by 16"):
         ExpressionDiscriminator(d_layers=4, size=40)
+    assert "per_emotion" not in d.arch  # checkpoints of the shared head keep their arch
+    d7 = ExpressionDiscriminator(ndf=4, d_layers=4, size=48, per_emotion=True)
+    scores, logits = d7(x)
+    assert scores.shape == (3, 7, 3, 3) and logits.shape == (3, 7)
+    rebuilt_d = build_gan_net(d7.arch)
+    rebuilt_d.load_state_dict(d7.state_dict())
+    d7.eval(), rebuilt_d.eval()  # spectral norm's power iteration steps in training mode
+    assert torch.equal(rebuilt_d(x)[0], d7(x)[0])
+
+
+def test_emotion_scores_pick_each_faces_map() -> None:
+    scores = torch.arange(2 * 7 * 4, dtype=torch.float32).view(2, 7, 2, 2)
+    picked = emotion_scores(scores, torch.tensor([3, 6]))
+    assert picked.shape == (2, 1, 2, 2)
+    assert torch.equal(picked[0, 0], scores[0, 3]) and torch.equal(picked[1, 0], scores[1, 6])
+    shared = torch.randn(2, 1, 2, 2)
+    assert emotion_scores(shared, torch.tensor([3, 6])) is shared
 
 
 @pytest.mark.parametrize("output", ["residual", "attention"])
@@ -155,6 +172,36 @@ def test_the_step_uses_the_class_head_on_real_labels_and_on_balanced_targets() -
     assert all(v.device.type == "cpu" and v.dim() == 0 for v in out.values())
 
 
+class PerEmotionD(nn.Module):
+    """A per-emotion discriminator whose map for emotion k scores every face ``w·(k + mean(x))``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k = torch.arange(7, dtype=x.dtype).view(1, 7, 1, 1)
+        return self.w * (k + x.mean((1, 2, 3)).view(-1, 1, 1, 1)), torch.zeros(x.shape[0], 7) + 0 * self.w
+
+
+@pytest.mark.parametrize("r1_every", [1, 2])  # step 7: R1 due (separate real/fake passes) or not (one pass)
+def test_a_per_emotion_d_scores_reals_by_their_label_and_translations_by_their_target(r1_every: int) -> None:
+    model = ExpressionGAN(config("net.d_head=per-emotion", "loss.lambda_rec=0", f"loss.r1_every={r1_every}"),
+                          torch.device("cpu"))  # fmt: skip
+    stub = PerEmotionD()
+    model.networks["D"] = stub
+    model.optimizers["D"] = torch.optim.SGD(stub.parameters(), lr=0.0)
+    model.optimizers["G"] = torch.optim.SGD(model.networks["G"].parameters(), lr=0.0)  # G stays the identity
+    x, y = torch.zeros(4, 1, 48, 48), torch.tensor([1, 6, 0, 3])
+    gens = tuple(generator(5, STEP, 7, k) for k in range(2))
+    out = model.train_step({"image": x, "label": y}, StepContext(7, 0, 0.0, gens, None))
+    c = draw_targets(y, generator(5, STEP, 7, 0)).float()  # the zero faces' maps score exactly k
+    assert math.isclose(float(out["G/adv"]), float(F.softplus(-c).mean()), rel_tol=1e-6)
+    d_adv = 0.5 * (F.softplus(-y.float()).mean() + F.softplus(c).mean())
+    assert math.isclose(float(out["D/adv"]), float(d_adv), rel_tol=1e-6)
+    assert math.isclose(float(out["D/gap"]), float(y.float().mean() - c.mean()), rel_tol=1e-6)
+
+
 def test_targets_are_uniform_over_the_other_six_emotions_and_replayable() -> None:
     y = torch.arange(7).repeat(6000)
     c = draw_targets(y, generator(0, STEP, 3, 0))
@@ -195,7 +242,8 @@ def state_tensors(run: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize(
     "sets",
     [["net.output=attention", "loss.diffaugment=[translation, cutout]", "loss.r1_every=2", "optim.augment=true"],
-     ["net.output=residual", "loss.gan_mode=lsgan", "net.spectral_norm=false", "data.balanced=true"]],
+     ["net.output=residual", "loss.gan_mode=lsgan", "net.spectral_norm=false", "data.balanced=true",
+      "net.d_head=per-emotion"]],
     ids=["attention", "residual"],
 )  # fmt: skip
 def test_stop_at_step_and_resume_equals_an_uninterrupted_run_bitwise(

@@ -311,6 +311,9 @@ class ExpressionNetConfig(Strict):
         "attention", description="residual: clamp(x + delta); attention: A*x + (1-A)*C (GANimation), masks in "
         "the grids")  # fmt: skip
     spectral_norm: bool = Field(True, description="spectral norm on every conv of D")
+    d_head: Literal["shared", "per-emotion"] = Field(
+        "shared", description="D's real/fake head: shared (StarGAN: one map for every face) or per-emotion "
+        "(StarGAN v2: a map per emotion, a face judged as a face of its own or its target emotion)")  # fmt: skip
 
 
 class ExpressionLossConfig(Strict):

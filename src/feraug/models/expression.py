@@ -14,8 +14,12 @@ Step ``t`` on a batch ``(x, y)`` of real faces and their emotions (all classes' 
     D:  L_D = adv_D(D_s(x), D_s(x'.detach())) + λ_cls·CE(D_c(x), y) [+ λ_r1·r1_every·½E‖∇_x D_s(x)‖²]
 
 ``D_s`` is D's real/fake head (per-patch scores; R1 takes the gradient of each face's mean score) and
-``D_c`` its emotion head. The emotion head learns from real faces only, so it never learns what a bad
-fake looks like; G is pushed to make faces that a classifier of real faces reads as the target emotion.
+``D_c`` its emotion head. With ``net.d_head: per-emotion`` ``D_s`` has a map per emotion and every face
+is scored by its emotion's: ``D_s(x)[y]`` for real faces, ``D_s(x')[c]`` for translations (StarGAN v2's
+multi-task discriminator; its authors replaced the emotion head by it: the head alone pushes G only
+toward what it reads, a local change; here both can be on, ``lambda_cls: 0`` turns the head off).
+The emotion head learns from real faces only, so it never learns what a bad fake looks like; G is pushed
+to make faces that a classifier of real faces reads as the target emotion.
 It is part of the GAN and never a judge of G's faces (those are the quality module's independent judges).
 Targets are class-balanced, so Disgust (436 FER2013 training faces) is asked for as often as Happy.
 The generator step comes first, and the discriminator step reuses its fakes (detached): one generator
@@ -35,7 +39,7 @@ from feraug.data.classes import EMOTIONS
 from feraug.gan.losses import AdversarialLoss, l1
 from feraug.gan.regularizers import diff_augment
 from feraug.models.base import StepContext
-from feraug.nets.expression_nets import N_EMOTIONS, ExpressionDiscriminator, ExpressionGenerator
+from feraug.nets.expression_nets import N_EMOTIONS, ExpressionDiscriminator, ExpressionGenerator, emotion_scores
 
 
 def domain_classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -77,7 +81,8 @@ class ExpressionGAN:
         n, o = cfg.net, cfg.optim
         self.networks: dict[str, nn.Module] = {
             "G": ExpressionGenerator(n.ngf, n.n_blocks, n.output),
-            "D": ExpressionDiscriminator(n.ndf, n.d_layers, cfg.data.size, n.spectral_norm),
+            "D": ExpressionDiscriminator(n.ndf, n.d_layers, cfg.data.size, n.spectral_norm,
+                                         per_emotion=n.d_head == "per-emotion"),
         }
         for net in self.networks.values():
             net.to(device)
@@ -118,6 +123,7 @@ class ExpressionGAN:
             fake, mask = G.forward_with_mask(x, c)
             rec, rec_mask = G.forward_with_mask(fake, y)
             scores, logits = D(self._view(fake, ctx))
+            scores = emotion_scores(scores, c)
             adv, cls, cyc = self.adv.generator(scores), domain_classification_loss(logits, c), l1(rec, x)
             total = adv + loss.lambda_cls * cls + loss.lambda_rec * cyc
             if mask is not None and rec_mask is not None:
@@ -135,9 +141,11 @@ class ExpressionGAN:
             seen = self._view(torch.cat([real, fake.detach()]), ctx)
             if r1_due:  # R1's double backward then runs through the real half only, not through 2B faces
                 (sr, lr), (sf, lf) = D(seen[:b]), D(seen[b:])
+                sr, sf = emotion_scores(sr, y), emotion_scores(sf, c)
                 scores, logits = torch.cat([sr, sf]), torch.cat([lr, lf])
             else:
                 scores, logits = D(seen)
+                scores = emotion_scores(scores, torch.cat([y, c]))
             adv_d = self.adv.discriminator(scores[:b], scores[b:])
             cls_d = domain_classification_loss(logits[:b], y)
             total_d = adv_d + loss.lambda_cls * cls_d

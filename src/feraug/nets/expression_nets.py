@@ -26,6 +26,10 @@ After StarGAN (Choi et al. 2018) with GANimation's attention output (Pumarola et
   LeakyReLU(0.2) and no normalisation (StarGAN), optionally spectral-normalised (Miyato et al. 2018),
   then two heads on the same trunk: a 3x3 conv to one real/fake score per patch ``[N, 1, s, s]``, and a
   conv over the whole ``s x s`` map to seven emotion logits ``[N, 7]`` (StarGAN's domain classifier).
+  With ``per_emotion`` the score head has one output per emotion ``[N, 7, s, s]`` (StarGAN v2's
+  multi-task discriminator): each face is judged real or fake *as a face of its emotion* (a real face
+  by its label's output, a translation by its target's), so a fake must look like a real Disgust face
+  to pass as Disgust, not only carry whatever the emotion head reads as Disgust.
 
 Both carry ``arch`` (their constructor arguments and registry ``name``) so a checkpoint rebuilds them.
 """
@@ -156,10 +160,11 @@ class ExpressionGenerator(nn.Module):
 
 
 class ExpressionDiscriminator(nn.Module):
-    """``D(x) -> (scores [N, 1, s, s], logits [N, n_classes])`` with ``s = size / 2**d_layers``."""
+    """``D(x) -> (scores [N, 1 or n_classes, s, s], logits [N, n_classes])`` with ``s = size / 2**d_layers``
+    (``n_classes`` score maps with ``per_emotion``: pick each face's with :func:`emotion_scores`)."""
 
     def __init__(self, ndf: int = 64, d_layers: int = 4, size: int = 48, spectral_norm: bool = True,
-                 n_classes: int = N_EMOTIONS) -> None:  # fmt: skip
+                 n_classes: int = N_EMOTIONS, per_emotion: bool = False) -> None:  # fmt: skip
         super().__init__()
         if ndf < 1 or d_layers < 1 or n_classes < 2:
             raise ValueError(f"need ndf >= 1, d_layers >= 1 and n_classes >= 2, got ndf={ndf}, d_layers={d_layers}, "
@@ -169,6 +174,8 @@ class ExpressionDiscriminator(nn.Module):
                              f"{2**d_layers}, got {size}")  # fmt: skip
         self.arch: dict[str, Any] = {"name": "expression-discriminator", "ndf": ndf, "d_layers": d_layers,
                                      "size": size, "spectral_norm": spectral_norm, "n_classes": n_classes}  # fmt: skip
+        if per_emotion:  # only then: checkpoints of the shared head keep the arch they were written with
+            self.arch["per_emotion"] = True
         sn = _spectral_norm if spectral_norm else (lambda m: m)
         layers: list[nn.Module] = []
         c_in = 1
@@ -178,9 +185,18 @@ class ExpressionDiscriminator(nn.Module):
             c_in = c_out
         side = size // 2**d_layers
         self.trunk = nn.Sequential(*layers)
-        self.score = sn(nn.Conv2d(c_in, 1, 3, padding=1))
+        self.score = sn(nn.Conv2d(c_in, n_classes if per_emotion else 1, 3, padding=1))
         self.classify = sn(nn.Conv2d(c_in, n_classes, side))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.trunk(x)
         return self.score(h), self.classify(h).flatten(1)
+
+
+def emotion_scores(scores: torch.Tensor, emotions: torch.Tensor) -> torch.Tensor:
+    """Each face's real/fake map ``[N, 1, s, s]``: the one for its emotion (``emotions``, ``long [N]``) when D
+    scores per emotion, else D's single map."""
+    if scores.shape[1] == 1:
+        return scores
+    index = emotions.to(scores.device).view(-1, 1, 1, 1).expand(-1, 1, *scores.shape[-2:])
+    return scores.gather(1, index)

@@ -5,8 +5,9 @@ Birenbaum's preset with a residual-output generator) -> translate training faces
 synthetic set with provenance -> its quality against real faces (a cross-fitted judge, calibration
 rows) -> keep the best half (``feraug select``) -> the augmentation experiment for all and for the
 selected faces on the same folds and seeds (baseline vs + synthetic vs oversampling, the fast
-classifier, two seeds) -> reports. It prints two bars: the judge must call at least half of the
-translated faces Disgust, and every arm's classifier must reach 70 % test accuracy. At this size
+classifier, two seeds) -> reports. It prints two bars: by both judges the translations' transfer above
+control must reach half of what real held-out Disgust reads above the same control, and every
+arm's classifier must reach 70 % test accuracy. At this size
 the verdict is about the pipeline, not about GANs.
 """
 

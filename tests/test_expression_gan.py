@@ -173,7 +173,8 @@ def test_the_step_uses_the_class_head_on_real_labels_and_on_balanced_targets() -
 
 
 class PerEmotionD(nn.Module):
-    """A per-emotion discriminator whose map for emotion k scores every face ``w·(k + mean(x))``."""
+    """A per-emotion discriminator whose map for emotion k scores a face ``w·(k + (k + 1)·mean(x))``: each map
+    has its own value and its own gradient (so R1 shows which map it took)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -181,7 +182,7 @@ class PerEmotionD(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         k = torch.arange(7, dtype=x.dtype).view(1, 7, 1, 1)
-        return self.w * (k + x.mean((1, 2, 3)).view(-1, 1, 1, 1)), torch.zeros(x.shape[0], 7) + 0 * self.w
+        return self.w * (k + (k + 1) * x.mean((1, 2, 3)).view(-1, 1, 1, 1)), torch.zeros(x.shape[0], 7) + 0 * self.w
 
 
 @pytest.mark.parametrize("r1_every", [1, 2])  # step 7: R1 due (separate real/fake passes) or not (one pass)
@@ -192,14 +193,20 @@ def test_a_per_emotion_d_scores_reals_by_their_label_and_translations_by_their_t
     model.networks["D"] = stub
     model.optimizers["D"] = torch.optim.SGD(stub.parameters(), lr=0.0)
     model.optimizers["G"] = torch.optim.SGD(model.networks["G"].parameters(), lr=0.0)  # G stays the identity
-    x, y = torch.zeros(4, 1, 48, 48), torch.tensor([1, 6, 0, 3])
+    a = torch.tensor([0.1, -0.2, 0.3, 0.0])  # each face a different constant: the pairing of face and emotion shows
+    x, y = a.view(4, 1, 1, 1).expand(4, 1, 48, 48).clone(), torch.tensor([1, 6, 0, 3])
     gens = tuple(generator(5, STEP, 7, k) for k in range(2))
     out = model.train_step({"image": x, "label": y}, StepContext(7, 0, 0.0, gens, None))
-    c = draw_targets(y, generator(5, STEP, 7, 0)).float()  # the zero faces' maps score exactly k
-    assert math.isclose(float(out["G/adv"]), float(F.softplus(-c).mean()), rel_tol=1e-6)
-    d_adv = 0.5 * (F.softplus(-y.float()).mean() + F.softplus(c).mean())
-    assert math.isclose(float(out["D/adv"]), float(d_adv), rel_tol=1e-6)
-    assert math.isclose(float(out["D/gap"]), float(y.float().mean() - c.mean()), rel_tol=1e-6)
+    c = draw_targets(y, generator(5, STEP, 7, 0)).float()
+    real, fake = y + (y + 1) * a, c + (c + 1) * a  # the identity G's translation is the face itself
+    assert math.isclose(float(out["G/adv"]), float(F.softplus(-fake).mean()), rel_tol=1e-5)
+    assert math.isclose(float(out["D/adv"]), float(0.5 * (F.softplus(-real).mean() + F.softplus(fake).mean())),
+                        rel_tol=1e-5)  # fmt: skip
+    assert math.isclose(float(out["D/gap"]), float(real.mean() - fake.mean()), rel_tol=1e-5)
+    if r1_every == 1:  # ½‖∇_x s‖² with ∂s/∂pixel = (y + 1) / 48², over 48² pixels, averaged over faces
+        assert math.isclose(float(out["D/r1"]), float((0.5 * (y + 1.0) ** 2 / 48**2).mean()), rel_tol=1e-5)
+    else:
+        assert "D/r1" not in out
 
 
 def test_targets_are_uniform_over_the_other_six_emotions_and_replayable() -> None:

@@ -14,7 +14,7 @@ faces does? Stages, each skipped when its output exists, so a second invocation 
 2. ``feraug experiment augment``: baseline, + all N synthetic, + N duplicated real, with the experiment's
    default classifier (``classifier-fast-cpu``) over ``--seeds`` seeds (resumable with ``--resume``).
    With ``--keep K``, ``feraug select`` first keeps the best K and ``--compare`` runs them too (+ K synthetic,
-   + K duplicated).
+   + K duplicated). With ``--seeds 0`` the command stops after stage 1.
 
 ``summary.md`` in ``--out`` collects the curve, the final quality rows and the experiment's answers.
 """
@@ -64,7 +64,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=400, help="Training Neutral faces translated")
     ap.add_argument("--keep", type=int, default=0, help="also run the experiment with the best KEEP faces "
                     "(`feraug select`) on the same folds and seeds; 0: all faces only")
-    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seeds", type=int, default=5, help="experiment seeds; 0: stop after stage 1")
     args = ap.parse_args()
     out: Path = args.out
     gan, curve_dir = out / "gan", out / "curve"
@@ -92,16 +92,17 @@ def main() -> None:
 
     final = curve_dir / f"step{stops[-1]}.csv"
     compare = []
-    if args.keep:
+    if args.seeds and args.keep:
         best = out / f"best{args.keep}.csv"
         if not best.exists():
             feraug("select", "--synthetic", str(final), "--data", args.data, "--keep", str(args.keep), "--out",
                    str(best))  # fmt: skip
         compare = ["--compare", str(best)]
     exp = out / "experiment"
-    resume = ["--resume"] if exp.exists() else []
-    feraug("experiment", "augment", "--data", args.data, "--synthetic", str(final), *compare,
-           "--seeds", str(args.seeds), "--quiet", "--out", str(exp), *resume)  # fmt: skip
+    if args.seeds:
+        resume = ["--resume"] if exp.exists() else []
+        feraug("experiment", "augment", "--data", args.data, "--synthetic", str(final), *compare,
+               "--seeds", str(args.seeds), "--quiet", "--out", str(exp), *resume)  # fmt: skip
 
     qdir = final.with_suffix(".quality")
     lines = [f"# Real FER2013, Neutral -> Disgust: {args.n} translated faces, {args.seeds} seeds", "",
@@ -115,7 +116,7 @@ def main() -> None:
     lines += ["", f"The final set's quality report, controls and grids: `{qdir}`."]
     if compare:
         lines += ["", (exp / "comparison.md").read_text()]
-    else:
+    elif args.seeds:
         results = json.loads((exp / "results.json").read_text())
         arms = results["sets"][results["primary_set"]]["arms"]
         lines += ["", "| arm | accuracy | macro-F1 | Disgust F1 |", "|---|---:|---:|---:|"]

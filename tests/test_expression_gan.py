@@ -20,6 +20,7 @@ from feraug.config import ConfigError, ExpressionGANConfig, build_config, parse_
 from feraug.core.checkpoint import load_checkpoint
 from feraug.core.seeding import STEP, generator
 from feraug.data import FaceDataset, load_fer2013_csv, make_toy_faces
+from feraug.data.augment import displace
 from feraug.data.classes import EMOTIONS
 from feraug.models.base import StepContext
 from feraug.models.expression import ExpressionGAN, domain_classification_loss, draw_targets, total_variation
@@ -89,6 +90,49 @@ def test_shapes_mask_range_and_rebuild_by_name(output: str) -> None:
     rebuilt_d.load_state_dict(d7.state_dict())
     d7.eval(), rebuilt_d.eval()  # spectral norm's power iteration steps in training mode
     assert torch.equal(rebuilt_d(x)[0], d7(x)[0])
+
+
+def test_warp_output_moves_the_faces_pixels_and_redraws_nothing() -> None:
+    torch.manual_seed(0)
+    g = ExpressionGenerator(ngf=4, n_blocks=1, output="warp", max_shift=2.5)
+    assert not any(isinstance(m, ResizeConv2d) for m in g.modules())  # the field comes from H/4: no decoder
+    x = torch.rand(3, 1, 48, 48) * 2 - 1
+    c = torch.tensor([1, 3, 6])
+    fake, mask = g.forward_with_mask(x, c)
+    assert mask is None and fake.shape == x.shape
+    assert torch.allclose(fake, x, atol=1e-5)  # a zero head: the identity (float rounding of pixel centres)
+    nn.init.normal_(g.head.weight, 0.0, 3.0)
+    flow = g.displacement(x, c)
+    assert flow.shape == (3, 2, 48, 48) and flow.abs().max() <= 2.5 and flow.abs().max() > 1.0
+    fake = g(x, c)
+    assert torch.allclose(fake, displace(x, flow))
+    # bilinear resampling mixes a face's own neighbouring pixels: no value outside its range, no new texture
+    lo, hi = x.amin((1, 2, 3), keepdim=True), x.amax((1, 2, 3), keepdim=True)
+    assert (fake >= lo - 1e-6).all() and (fake <= hi + 1e-6).all() and (fake - x).abs().mean() > 1e-2
+    assert (g(x, torch.tensor([0, 0, 0])) - g(x, torch.tensor([5, 5, 5]))).abs().mean() > 1e-3  # the target matters
+    rebuilt = build_gan_net(g.arch)
+    assert rebuilt.arch["max_shift"] == 2.5
+    rebuilt.load_state_dict(g.state_dict())
+    assert torch.equal(rebuilt(x, c), fake)
+    assert "max_shift" not in ExpressionGenerator(ngf=4, n_blocks=1, output="residual").arch  # older arches kept
+    with pytest.raises(ValueError, match="only for warp output"):
+        ExpressionGenerator(ngf=4, n_blocks=1, output="residual").displacement(x, c)
+    with pytest.raises(ValueError, match="max_shift"):
+        ExpressionGenerator(output="warp", max_shift=0.0)
+
+
+def test_displace_moves_pixels_by_the_flow() -> None:
+    x = torch.rand(2, 1, 8, 10) * 2 - 1
+    flow = torch.zeros(2, 2, 8, 10)
+    assert torch.allclose(displace(x, flow), x, atol=1e-6)
+    flow[:, 0] = 1.0  # read one pixel to the right; the last column clamps at the border
+    out = displace(x, flow)
+    assert torch.allclose(out[..., :-1], x[..., 1:], atol=1e-6) and torch.allclose(out[..., -1], x[..., -1], atol=1e-6)
+    flow = torch.zeros(2, 2, 8, 10)
+    flow[:, 1] = -2.0  # read two pixels up
+    assert torch.allclose(displace(x, flow)[..., 2:, :], x[..., :-2, :], atol=1e-6)
+    flow[:, 1] = 0.5  # half way between two rows: their mean
+    assert torch.allclose(displace(x, flow)[..., :-1, :], (x[..., :-1, :] + x[..., 1:, :]) / 2, atol=1e-6)
 
 
 def test_emotion_scores_pick_each_faces_map() -> None:
@@ -250,8 +294,9 @@ def state_tensors(run: Path) -> dict[str, torch.Tensor]:
     "sets",
     [["net.output=attention", "loss.diffaugment=[translation, cutout]", "loss.r1_every=2", "optim.augment=true"],
      ["net.output=residual", "loss.gan_mode=lsgan", "net.spectral_norm=false", "data.balanced=true",
-      "net.d_head=per-emotion"]],
-    ids=["attention", "residual"],
+      "net.d_head=per-emotion"],
+     ["net.output=warp", "net.max_shift=2"]],
+    ids=["attention", "residual", "warp"],
 )  # fmt: skip
 def test_stop_at_step_and_resume_equals_an_uninterrupted_run_bitwise(
     tmp_path: Path, faces: FaceDataset, sets: list[str], one_thread: None
@@ -270,8 +315,8 @@ def test_stop_at_step_and_resume_equals_an_uninterrupted_run_bitwise(
     log = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 6 and all(np.isfinite(r["D/loss"]) and np.isfinite(r["G/total"]) for r in log)
     assert (straight / "metrics.jsonl").read_text() != "" and (straight / "training_rows.npy").is_file()
-    # grid: a real row, then each emotion (and under it what changed, with attention)
-    rows = 1 + 7 * (2 if "net.output=attention" in sets else 1)
+    # grid: a real row, then each emotion (and under it what changed, with attention; how far pixels moved, warp)
+    rows = 1 + 7 * (1 if "net.output=residual" in sets else 2)
     assert Image.open(straight / "samples" / "latest.png").height == rows * (48 * 2 + 2) + 2
 
 

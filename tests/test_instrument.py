@@ -23,6 +23,7 @@ from feraug.data.degrade import (
     control_values,
     degrade_batch,
     streaks,
+    warp,
 )
 from feraug.evaluate.instrument.controls import UNTOUCHED, above_control, control_faces, headline
 from feraug.evaluate.instrument.crossfit import CrossFit, judge_config
@@ -86,6 +87,19 @@ def test_streaks_shift_whole_rows_and_columns_and_are_never_trained_on(faces: to
     finally:
         KINDS["streaks"] = saved
     assert torch.equal(without, degrade_batch(x, 0.7, torch.Generator().manual_seed(1)))
+
+
+def test_warp_control_moves_pixels_by_a_smooth_field_of_the_stated_size(faces: torch.Tensor) -> None:
+    x = to_float(faces[:6])
+    d = warp(x, torch.full((6,), 2.0), torch.Generator().manual_seed(0))
+    assert torch.equal(d, warp(x, torch.full((6,), 2.0), torch.Generator().manual_seed(0)))
+    lo, hi = x.amin((1, 2, 3), keepdim=True), x.amax((1, 2, 3), keepdim=True)
+    assert (d >= lo - 1e-6).all() and (d <= hi + 1e-6).all()  # pixels moved, none redrawn
+    # on a horizontal ramp (0.01 per pixel) the change is 0.01 x the horizontal displacement, away from the border
+    ramp = (torch.arange(48.0) * 0.01 - 0.24).view(1, 1, 1, 48).expand(64, 1, 48, 48).contiguous()
+    moved = (warp(ramp, torch.full((64,), 2.0), torch.Generator().manual_seed(1)) - ramp)[..., 8:-8, 8:-8] / 0.01
+    assert 1.0 < float(moved.std()) < 2.4 and float(moved.abs().max()) < 12
+    assert KINDS["warp"].train is None and "warp 2" in CONTROLS
 
 
 def test_above_control_paired_on_a_hand_computed_case() -> None:

@@ -307,9 +307,11 @@ class ExpressionNetConfig(Strict):
     n_blocks: int = Field(6, ge=0, description="residual blocks at H/4")
     ndf: int = Field(64, ge=1)
     d_layers: int = Field(4, ge=1, description="stride-2 convs of D (48 -> 3x3 patches at 4)")
-    output: Literal["residual", "attention"] = Field(
+    output: Literal["residual", "attention", "warp"] = Field(
         "attention", description="residual: clamp(x + delta); attention: A*x + (1-A)*C (GANimation), masks in "
-        "the grids")  # fmt: skip
+        "the grids; warp: the face's pixels moved along a smooth field (H/4, at most max_shift px), nothing "
+        "redrawn")  # fmt: skip
+    max_shift: float = Field(3.0, gt=0.0, le=16.0, description="warp: the largest displacement, pixels per axis")
     spectral_norm: bool = Field(True, description="spectral norm on every conv of D")
     d_head: Literal["shared", "per-emotion"] = Field(
         "shared", description="D's real/fake head: shared (StarGAN: one map for every face) or per-emotion "

@@ -22,6 +22,19 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.detach().float().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8).squeeze(1)
 
 
+def displace(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """``x`` ``[N, C, H, W]`` resampled at each pixel plus ``flow`` ``[N, 2, H, W]`` (x then y, in pixels):
+    output pixel ``(i, j)`` reads input ``(i + flow_y, j + flow_x)`` bilinearly, clamped at the border.
+    A zero flow returns ``x`` (up to float rounding of the pixel centres)."""
+    _, _, h, w = x.shape
+    ys = (2 * torch.arange(h, device=x.device, dtype=x.dtype) + 1) / h - 1  # pixel centres, align_corners=False
+    xs = (2 * torch.arange(w, device=x.device, dtype=x.dtype) + 1) / w - 1
+    base = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # [H, W, 2] as (x, y)
+    scale = torch.tensor([2.0 / w, 2.0 / h], device=x.device, dtype=x.dtype)
+    grid = base + flow.permute(0, 2, 3, 1).to(x.dtype) * scale
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def flip_affine(
     x: torch.Tensor,
     generator: torch.Generator | None,

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F  # noqa: N812 - the universal PyTorch idiom
 
+from feraug.data.augment import displace
+
 #: Grey levels per unit of the [-1, 1] range.
 GREY = 2.0 / 255.0
 #: A training draw lands at least this fraction of a control's value (at least 0.1) away from it.
@@ -163,6 +165,16 @@ def streaks(x: torch.Tensor, amplitude: torch.Tensor, g: torch.Generator | None)
     return (x + (rows + cols) / math.sqrt(2) * (amplitude * GREY).view(-1, 1, 1, 1)).clamp(-1, 1)
 
 
+def warp(x: torch.Tensor, sd: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+    """A random smooth warp: each pixel moved by a displacement field of 4x4 random values per axis,
+    up-sampled bicubically, ``sd`` pixels; bilinear resampling, border clamped. It moves mouth, eyes and
+    brows at random: a change of shape that is no expression, the control for generators that warp."""
+    n, _, h, w = x.shape
+    field = torch.randn((n, 2, 4, 4), generator=g, device=x.device, dtype=x.dtype)
+    field = F.interpolate(field, size=(h, w), mode="bicubic", align_corners=False)
+    return displace(x, field * sd.view(-1, 1, 1, 1))
+
+
 def brightness(x: torch.Tensor, shift: torch.Tensor, _g: torch.Generator | None = None) -> torch.Tensor:
     """Add ``shift`` grey levels."""
     return (x + (shift * GREY).view(-1, 1, 1, 1)).clamp(-1, 1)
@@ -185,11 +197,12 @@ for _kind in (
     Kind("brightness", brightness, (-40.0, 40.0), "shift, grey levels"),
     Kind("contrast", contrast, (0.5, 1.6), "factor"),
     Kind("streaks", streaks, None, "sd, grey levels"),
+    Kind("warp", warp, None, "sd of the displacement, pixels"),
 ):
     register(_kind)
 
 #: The named controls: each a chain of ``(kind, strength)`` applied in order. Strengths sit inside the
-#: training ranges, and training draws keep :data:`MARGIN` away from them; streaks are never trained on.
+#: training ranges, and training draws keep :data:`MARGIN` away from them; streaks and warps are never trained on.
 CONTROLS: dict[str, tuple[tuple[str, float], ...]] = {
     "blur 0.8": (("blur", 0.8),),
     "blur 1.6": (("blur", 1.6),),
@@ -206,6 +219,8 @@ CONTROLS: dict[str, tuple[tuple[str, float], ...]] = {
     "down-up x2 + blotches 12 + noise 6": (("down_up", 2.0), ("blotches", 12.0), ("noise", 6.0)),
     "streaks 12": (("streaks", 12.0),),
     "streaks 8 + blotches 15 + grid-4 8": (("streaks", 8.0), ("blotches", 15.0), ("grid4", 8.0)),
+    "warp 1": (("warp", 1.0),),
+    "warp 2": (("warp", 2.0),),
 }
 
 

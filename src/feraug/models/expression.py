@@ -3,7 +3,8 @@
 StarGAN (Choi et al. 2018) with the changes the small-data literature argues for: a non-saturating loss with
 R1 on real faces and 1:1 updates (StarGAN v2), a modest reconstruction weight (US-GAN), the output as an
 edit of the input (a residual skip, or GANimation's attention mask with its L1 and total-variation
-regularisers), optional DiffAugment on everything D sees, and an EMA generator (kept by the trainer).
+regularisers, or a smooth warp of its pixels), optional DiffAugment on everything D sees, and an EMA generator
+(kept by the trainer).
 
 Step ``t`` on a batch ``(x, y)`` of real faces and their emotions (all classes' training faces)::
 
@@ -80,7 +81,7 @@ class ExpressionGAN:
         self.device = device
         n, o = cfg.net, cfg.optim
         self.networks: dict[str, nn.Module] = {
-            "G": ExpressionGenerator(n.ngf, n.n_blocks, n.output),
+            "G": ExpressionGenerator(n.ngf, n.n_blocks, n.output, max_shift=n.max_shift),
             "D": ExpressionDiscriminator(n.ndf, n.d_layers, cfg.data.size, n.spectral_norm,
                                          per_emotion=n.d_head == "per-emotion"),
         }
@@ -165,8 +166,9 @@ class ExpressionGAN:
     @torch.no_grad()
     def sample_grid_rows(self, batch: dict[str, torch.Tensor],
                          networks: dict[str, nn.Module]) -> tuple[list[torch.Tensor], list[str]]:  # fmt: skip
-        """Eight fixed real faces (one of each emotion first), then each into every emotion; with attention
-        output, under each row what changed, ``1 − A`` (white: redrawn, black: the input kept)."""
+        """Eight fixed real faces (one of each emotion first), then each into every emotion; under each row what
+        changed: with attention output ``1 − A`` (white: redrawn, black: the input kept), with warp output how
+        far each pixel moved (white: ``max_shift`` pixels, black: not at all)."""
         G = networks["G"]  # noqa: N806
         x, y = batch["image"], batch["label"]
         first = [int(torch.nonzero(y == k)[0]) for k in range(N_EMOTIONS) if bool((y == k).any())]
@@ -174,12 +176,17 @@ class ExpressionGAN:
         x = x[torch.tensor((first + rest)[:8], device=x.device)]
         rows, names = [x], ["real"]
         for k, name in enumerate(EMOTIONS):
-            fake, mask = G.forward_with_mask(x, torch.full((x.shape[0],), k, device=x.device, dtype=torch.long))
+            c = torch.full((x.shape[0],), k, device=x.device, dtype=torch.long)
+            fake, mask = G.forward_with_mask(x, c)
             rows.append(fake)
             names.append(f"-> {name.lower()}")
             if mask is not None:
                 rows.append(1.0 - 2.0 * mask)
                 names.append("  changed")
+            elif G.output == "warp":
+                moved = G.displacement(x, c).norm(dim=1, keepdim=True) / (G.max_shift * 2**0.5)
+                rows.append(2.0 * moved.clamp(0, 1) - 1.0)
+                names.append("  moved")
         return rows, names
 
     def extra_state(self) -> dict[str, Any]:

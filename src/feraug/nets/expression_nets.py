@@ -20,6 +20,13 @@ After StarGAN (Choi et al. 2018) with GANimation's attention output (Pumarola et
     and ``C`` at mid-gray (head weights zero), i.e. near the identity; the model's mask regularisers keep
     ``A`` from saturating at 1 (copying the input). :meth:`ExpressionGenerator.forward_with_mask`
     returns ``A`` too: ``1 − A`` shows what changed.
+  - ``warp``: the face's own pixels moved along a smooth displacement field, nothing redrawn. The field
+    is predicted at H/4 (after the residual blocks; no decoder), at most ``max_shift`` pixels per axis
+    (``max_shift · tanh``), bilinearly up-sampled and applied by bilinear resampling with border
+    padding. An expression is largely a change of shape (mouth corners, lips, brows, nose), and a
+    field that smooth cannot print a texture: the streaks and lattices that residual generators use to
+    satisfy an emotion classifier are out of its reach. The head starts at zero, so G starts as the
+    identity (bilinear resampling at the pixel centres returns the face).
 
   Instance norm without affine or running statistics (CycleGAN's, per face: train and eval agree).
 * :class:`ExpressionDiscriminator` ``D(x) -> (scores, logits)``: ``d_layers`` 4x4 stride-2 convs with
@@ -43,9 +50,10 @@ import torch.nn.functional as F  # noqa: N812 - the universal PyTorch idiom
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from feraug.data.augment import displace
 from feraug.nets.gan_nets import HeadConv2d, ResidualBlock, ResizeConv2d, instance_norm, norm_layer
 
-ExpressionOutput = Literal["residual", "attention"]
+ExpressionOutput = Literal["residual", "attention", "warp"]
 N_EMOTIONS = 7
 MASK_INIT_LOGIT = 3.0  # A = sigmoid(3) ≈ 0.95 at init: the attention generator starts near the identity
 
@@ -107,29 +115,36 @@ class ExpressionGenerator(nn.Module):
     """
 
     def __init__(self, ngf: int = 64, n_blocks: int = 6, output: ExpressionOutput = "attention",
-                 n_classes: int = N_EMOTIONS) -> None:  # fmt: skip
+                 n_classes: int = N_EMOTIONS, max_shift: float = 3.0) -> None:  # fmt: skip
         super().__init__()
-        if ngf < 1 or n_blocks < 0 or n_classes < 2:
-            raise ValueError(f"need ngf >= 1, n_blocks >= 0 and n_classes >= 2, got ngf={ngf}, n_blocks={n_blocks}, "
-                             f"n_classes={n_classes}")  # fmt: skip
-        if output not in ("residual", "attention"):
-            raise ValueError(f"unknown expression generator output {output!r}: expected residual or attention")
+        if ngf < 1 or n_blocks < 0 or n_classes < 2 or max_shift <= 0:
+            raise ValueError(f"need ngf >= 1, n_blocks >= 0, n_classes >= 2 and max_shift > 0, got ngf={ngf}, "
+                             f"n_blocks={n_blocks}, n_classes={n_classes}, max_shift={max_shift}")  # fmt: skip
+        if output not in ("residual", "attention", "warp"):
+            raise ValueError(f"unknown expression generator output {output!r}: expected residual, attention or warp")
         self.arch: dict[str, Any] = {"name": "expression-generator", "ngf": ngf, "n_blocks": n_blocks,
                                      "output": output, "n_classes": n_classes}  # fmt: skip
-        self.output, self.n_classes = output, n_classes
+        if output == "warp":
+            self.arch["max_shift"] = max_shift
+        self.output, self.n_classes, self.max_shift = output, n_classes, max_shift
         self.stem = ConditionedStem(n_classes, ngf, 7)  # includes the stem's instance norm
         layers: list[nn.Module] = [nn.ReLU(inplace=True)]
         for mult in (1, 2):
             layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 4, stride=2, padding=1),
                        norm_layer("instance", ngf * mult * 2), nn.ReLU(inplace=True)]  # fmt: skip
         layers += [ResidualBlock(ngf * 4, "instance") for _ in range(n_blocks)]
-        for mult in (4, 2):  # resize-convolution: nearest x2, then a 3x3 conv (computed at low resolution)
-            layers += [ResizeConv2d(ngf * mult, ngf * mult // 2), norm_layer("instance", ngf * mult // 2),
-                       nn.ReLU(inplace=True)]  # fmt: skip
-        self.body = nn.Sequential(*layers, nn.ReflectionPad2d(3))
         self._register_load_state_dict_pre_hook(self._refuse_unconditioned)
-        # one output channel: HeadConv2d's GEMM + fold (~2x faster on CPU); two: the library conv is faster
-        self.head = HeadConv2d(ngf, 1, 7) if output == "residual" else nn.Conv2d(ngf, 2, 7)
+        self.head: nn.Module
+        if output == "warp":  # the field from the H/4 features: no decoder
+            self.body = nn.Sequential(*layers)
+            self.head = nn.Conv2d(ngf * 4, 2, 3, padding=1)
+        else:
+            for mult in (4, 2):  # resize-convolution: nearest x2, then a 3x3 conv (computed at low resolution)
+                layers += [ResizeConv2d(ngf * mult, ngf * mult // 2), norm_layer("instance", ngf * mult // 2),
+                           nn.ReLU(inplace=True)]  # fmt: skip
+            self.body = nn.Sequential(*layers, nn.ReflectionPad2d(3))
+            # one output channel: HeadConv2d's GEMM + fold (~2x faster on CPU); two: the library conv is faster
+            self.head = HeadConv2d(ngf, 1, 7) if output == "residual" else nn.Conv2d(ngf, 2, 7)
         nn.init.zeros_(self.head.weight)  # starts as (near) the identity: see the module docstring
         nn.init.zeros_(self.head.bias)
         if output == "attention":
@@ -152,11 +167,20 @@ class ExpressionGenerator(nn.Module):
         """The edited faces and, for attention output, the mask ``A`` (share of the input kept per pixel)."""
         if x.shape[-1] % 4 or x.shape[-2] % 4:
             raise ValueError(f"generator input must have H and W divisible by 4, got {tuple(x.shape[-2:])}")
+        if self.output == "warp":
+            return displace(x, self.displacement(x, c)), None
         h = self.head(self.body(self.stem(x, c)))
         if self.output == "residual":
             return (x + h).clamp(-1.0, 1.0), None
         color, mask = torch.tanh(h[:, :1]), torch.sigmoid(h[:, 1:])
         return mask * x + (1.0 - mask) * color, mask
+
+    def displacement(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Warp output only: the field ``[N, 2, H, W]`` (x then y, pixels) that moves ``x`` toward emotion ``c``."""
+        if self.output != "warp":
+            raise ValueError(f"a displacement field exists only for warp output, not {self.output!r}")
+        field = self.max_shift * torch.tanh(self.head(self.body(self.stem(x, c))).float())
+        return F.interpolate(field, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
 
 
 class ExpressionDiscriminator(nn.Module):

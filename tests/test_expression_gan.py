@@ -20,10 +20,16 @@ from feraug.config import ConfigError, ExpressionGANConfig, build_config, parse_
 from feraug.core.checkpoint import load_checkpoint
 from feraug.core.seeding import STEP, generator
 from feraug.data import FaceDataset, load_fer2013_csv, make_toy_faces
-from feraug.data.augment import displace
+from feraug.data.augment import displace, to_float
 from feraug.data.classes import EMOTIONS
 from feraug.models.base import StepContext
-from feraug.models.expression import ExpressionGAN, domain_classification_loss, draw_targets, total_variation
+from feraug.models.expression import (
+    ExpressionGAN,
+    domain_classification_loss,
+    draw_targets,
+    field_roughness,
+    total_variation,
+)
 from feraug.nets.expression_nets import ExpressionDiscriminator, ExpressionGenerator, emotion_scores, target_maps
 from feraug.nets.gan_nets import ResizeConv2d
 from feraug.nets.registry import build_gan_net
@@ -119,6 +125,29 @@ def test_warp_output_moves_the_faces_pixels_and_redraws_nothing() -> None:
         ExpressionGenerator(ngf=4, n_blocks=1, output="residual").displacement(x, c)
     with pytest.raises(ValueError, match="max_shift"):
         ExpressionGenerator(output="warp", max_shift=0.0)
+
+
+def test_field_roughness_is_zero_for_a_shift_and_counts_neighbour_differences() -> None:
+    shift = torch.full((2, 2, 6, 5), 2.5)
+    assert field_roughness(shift) == 0.0
+    field = torch.zeros(1, 2, 4, 4)
+    field[0, 0, :, 2:] = 3.0  # the x displacement jumps by 3 between columns 1 and 2, on each of the 4 rows
+    # across: 4 of the 2 x 4 x 3 = 24 neighbour pairs differ by 3 (mean 9 x 4 / 24); down: none differ
+    assert torch.isclose(field_roughness(field), torch.tensor(9.0 * 4 / 24))
+
+
+def test_the_warp_step_charges_the_fields_roughness(faces: FaceDataset) -> None:
+    batch = {"image": to_float(faces.images[:4]).clone(), "label": faces.labels[:4].clone()}
+    logs = []
+    for weight in (0.0, 100.0):
+        torch.manual_seed(0)
+        model = ExpressionGAN(config("net.output=warp", f"loss.lambda_smooth={weight}"), torch.device("cpu"))
+        nn.init.normal_(model.networks["G"].head.weight, 0.0, 0.5)  # a rough field to start from
+        gens = tuple(generator(5, STEP, 7, k) for k in range(2))
+        logs.append(model.train_step(batch, StepContext(7, 0, 0.0, gens, None)))
+    assert logs[0]["G/field_rough"] > 0 and logs[0]["G/field_px"] > 0
+    # the same networks and batch: G's total differs by exactly the weighted roughness
+    assert torch.isclose(logs[1]["G/total"] - logs[0]["G/total"], 100.0 * logs[0]["G/field_rough"], rtol=1e-4)
 
 
 def test_displace_moves_pixels_by_the_flow() -> None:

@@ -22,6 +22,7 @@ from feraug.data.degrade import (
     _gap,
     control_values,
     degrade_batch,
+    fine_warp,
     streaks,
     warp,
 )
@@ -100,6 +101,11 @@ def test_warp_control_moves_pixels_by_a_smooth_field_of_the_stated_size(faces: t
     moved = (warp(ramp, torch.full((64,), 2.0), torch.Generator().manual_seed(1)) - ramp)[..., 8:-8, 8:-8] / 0.01
     assert 1.0 < float(moved.std()) < 2.4 and float(moved.abs().max()) < 12
     assert KINDS["warp"].train is None and "warp 2" in CONTROLS
+    # the fine warp: one value per 4x4 pixels, rough enough to fold the face (neighbours swap places)
+    f = fine_warp(ramp, torch.full((64,), 2.0), torch.Generator().manual_seed(1)) - ramp
+    field = f[..., 8:-8, 8:-8] / 0.01
+    assert 1.0 < float(field.std()) < 2.4 and bool(((field[..., 1:] - field[..., :-1]) < -1).any())  # a fold
+    assert KINDS["fine_warp"].train is None and "fine warp 2" in CONTROLS
 
 
 def test_above_control_paired_on_a_hand_computed_case() -> None:

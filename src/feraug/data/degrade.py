@@ -175,6 +175,17 @@ def warp(x: torch.Tensor, sd: torch.Tensor, g: torch.Generator | None) -> torch.
     return displace(x, field * sd.view(-1, 1, 1, 1))
 
 
+def fine_warp(x: torch.Tensor, sd: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+    """A random warp on a field of one value per 4x4 pixels, up-sampled bilinearly (the resolution of the
+    expression family's warp head), ``sd`` pixels: neighbouring values can differ by more than their
+    spacing, so the face folds over itself into smears and stretched features, what a warping
+    generator does when nothing keeps its field smooth."""
+    n, _, h, w = x.shape
+    field = torch.randn((n, 2, max(1, h // 4), max(1, w // 4)), generator=g, device=x.device, dtype=x.dtype)
+    field = F.interpolate(field, size=(h, w), mode="bilinear", align_corners=False)
+    return displace(x, field * sd.view(-1, 1, 1, 1))
+
+
 def brightness(x: torch.Tensor, shift: torch.Tensor, _g: torch.Generator | None = None) -> torch.Tensor:
     """Add ``shift`` grey levels."""
     return (x + (shift * GREY).view(-1, 1, 1, 1)).clamp(-1, 1)
@@ -198,6 +209,7 @@ for _kind in (
     Kind("contrast", contrast, (0.5, 1.6), "factor"),
     Kind("streaks", streaks, None, "sd, grey levels"),
     Kind("warp", warp, None, "sd of the displacement, pixels"),
+    Kind("fine_warp", fine_warp, None, "sd of the displacement, pixels"),
 ):
     register(_kind)
 
@@ -221,6 +233,8 @@ CONTROLS: dict[str, tuple[tuple[str, float], ...]] = {
     "streaks 8 + blotches 15 + grid-4 8": (("streaks", 8.0), ("blotches", 15.0), ("grid4", 8.0)),
     "warp 1": (("warp", 1.0),),
     "warp 2": (("warp", 2.0),),
+    "fine warp 1": (("fine_warp", 1.0),),
+    "fine warp 2": (("fine_warp", 2.0),),
 }
 
 

@@ -12,6 +12,7 @@ Step ``t`` on a batch ``(x, y)`` of real faces and their emotions (all classes' 
     G:  x' = G(x, c),  x'' = G(x', y)
         L_G = adv_G(D_s(x')) + λ_cls·CE(D_c(x'), c) + λ_rec·‖x'' − x‖₁
               [+ λ_mask·mean(A) + λ_tv·TV(A), averaged over the masks of x' and x'' (attention)]
+        [+ λ_smooth·roughness(u), averaged over the fields of x' and x'' (warp: x' = x moved along u)]
     D:  L_D = adv_D(D_s(x), D_s(x'.detach())) + λ_cls·CE(D_c(x), y) [+ λ_r1·r1_every·½E‖∇_x D_s(x)‖²]
 
 ``D_s`` is D's real/fake head (per-patch scores; R1 takes the gradient of each face's mean score) and
@@ -51,6 +52,14 @@ def domain_classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> to
 def total_variation(mask: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference of horizontally and vertically neighbouring pixels (their sum)."""
     return (mask[..., :, 1:] - mask[..., :, :-1]).abs().mean() + (mask[..., 1:, :] - mask[..., :-1, :]).abs().mean()
+
+
+def field_roughness(field: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of neighbouring displacements, both axes (pixels per pixel, squared): zero for
+    a rigid shift, and above ~1 where a field folds the face over itself (neighbours swap places)."""
+    across = (field[..., :, 1:] - field[..., :, :-1]).square().mean()
+    down = (field[..., 1:, :] - field[..., :-1, :]).square().mean()
+    return across + down
 
 
 def draw_targets(labels: torch.Tensor, generator: torch.Generator, n_classes: int = N_EMOTIONS) -> torch.Tensor:
@@ -121,14 +130,22 @@ class ExpressionGAN:
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             # generator step, D frozen
             D.requires_grad_(False)
-            fake, mask = G.forward_with_mask(x, c)
-            rec, rec_mask = G.forward_with_mask(fake, y)
+            if G.output == "warp":
+                (fake, field), mask = G.forward_with_field(x, c), None
+                (rec, rec_field), rec_mask = G.forward_with_field(fake, y), None
+            else:
+                fake, mask = G.forward_with_mask(x, c)
+                rec, rec_mask = G.forward_with_mask(fake, y)
             scores, logits = D(self._view(fake, ctx))
             scores = emotion_scores(scores, c)
             adv, cls, cyc = self.adv.generator(scores), domain_classification_loss(logits, c), l1(rec, x)
             total = adv + loss.lambda_cls * cls + loss.lambda_rec * cyc
             if mask is not None and rec_mask is not None:
                 total = total + self._mask_terms([mask, rec_mask], out)
+            if G.output == "warp":
+                rough = (field_roughness(field) + field_roughness(rec_field)) / 2
+                total = total + loss.lambda_smooth * rough
+                out["G/field_rough"], out["G/field_px"] = rough.detach(), field.detach().norm(dim=1).mean()
             self.optimizers["G"].zero_grad(set_to_none=True)
             total.backward()
             self.optimizers["G"].step()

@@ -168,12 +168,17 @@ class ExpressionGenerator(nn.Module):
         if x.shape[-1] % 4 or x.shape[-2] % 4:
             raise ValueError(f"generator input must have H and W divisible by 4, got {tuple(x.shape[-2:])}")
         if self.output == "warp":
-            return displace(x, self.displacement(x, c)), None
+            return self.forward_with_field(x, c)[0], None
         h = self.head(self.body(self.stem(x, c)))
         if self.output == "residual":
             return (x + h).clamp(-1.0, 1.0), None
         color, mask = torch.tanh(h[:, :1]), torch.sigmoid(h[:, 1:])
         return mask * x + (1.0 - mask) * color, mask
+
+    def forward_with_field(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Warp output only: the edited faces and the displacement field that made them."""
+        field = self.displacement(x, c)
+        return displace(x, field), field
 
     def displacement(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Warp output only: the field ``[N, 2, H, W]`` (x then y, pixels) that moves ``x`` toward emotion ``c``."""

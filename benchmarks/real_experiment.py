@@ -66,6 +66,10 @@ def main() -> None:
                     "(`feraug select`) on the same folds and seeds; 0: all faces only")
     ap.add_argument("--seeds", type=int, default=5, help="experiment seeds; 0: stop after stage 1")
     args = ap.parse_args()
+    if args.seeds < 0 or args.keep < 0:
+        ap.error(f"--seeds and --keep must be >= 0, got --seeds {args.seeds} --keep {args.keep}")
+    if args.keep and not args.seeds:
+        ap.error("--keep selects faces for the experiment: it needs --seeds >= 1")
     out: Path = args.out
     gan, curve_dir = out / "gan", out / "curve"
     out.mkdir(parents=True, exist_ok=True)

@@ -138,16 +138,19 @@ def test_field_roughness_is_zero_for_a_shift_and_counts_neighbour_differences() 
 
 def test_the_warp_step_charges_the_fields_roughness(faces: FaceDataset) -> None:
     batch = {"image": to_float(faces.images[:4]).clone(), "label": faces.labels[:4].clone()}
-    logs = []
+    logs, heads = [], []
     for weight in (0.0, 100.0):
         torch.manual_seed(0)
         model = ExpressionGAN(config("net.output=warp", f"loss.lambda_smooth={weight}"), torch.device("cpu"))
-        nn.init.normal_(model.networks["G"].head.weight, 0.0, 0.5)  # a rough field to start from
+        head = model.networks["G"].head
+        nn.init.normal_(head.weight, 0.0, 0.5)  # a rough field to start from
         gens = tuple(generator(5, STEP, 7, k) for k in range(2))
         logs.append(model.train_step(batch, StepContext(7, 0, 0.0, gens, None)))
+        heads.append(head.weight.detach().clone())
     assert logs[0]["G/field_rough"] > 0 and logs[0]["G/field_px"] > 0
-    # the same networks and batch: G's total differs by exactly the weighted roughness
+    # the same networks and batch: G's total differs by exactly the weighted roughness ...
     assert torch.isclose(logs[1]["G/total"] - logs[0]["G/total"], 100.0 * logs[0]["G/field_rough"], rtol=1e-4)
+    assert not torch.allclose(heads[0], heads[1])  # ... and the penalty's gradient reached the field's head
 
 
 def test_displace_moves_pixels_by_the_flow() -> None:

@@ -99,12 +99,13 @@ def test_warp_control_moves_pixels_by_a_smooth_field_of_the_stated_size(faces: t
     # on a horizontal ramp (0.01 per pixel) the change is 0.01 x the horizontal displacement, away from the border
     ramp = (torch.arange(48.0) * 0.01 - 0.24).view(1, 1, 1, 48).expand(64, 1, 48, 48).contiguous()
     moved = (warp(ramp, torch.full((64,), 2.0), torch.Generator().manual_seed(1)) - ramp)[..., 8:-8, 8:-8] / 0.01
-    assert 1.0 < float(moved.std()) < 2.4 and float(moved.abs().max()) < 12
+    assert 1.35 < float(moved.std()) < 1.8 and float(moved.abs().max()) < 12  # bicubic: ~0.78 x sd per axis
     assert KINDS["warp"].train is None and "warp 2" in CONTROLS
     # the fine warp: one value per 4x4 pixels, rough enough to fold the face (neighbours swap places)
     f = fine_warp(ramp, torch.full((64,), 2.0), torch.Generator().manual_seed(1)) - ramp
     field = f[..., 8:-8, 8:-8] / 0.01
-    assert 1.0 < float(field.std()) < 2.4 and bool(((field[..., 1:] - field[..., :-1]) < -1).any())  # a fold
+    assert 1.1 < float(field.std()) < 1.55  # bilinear from one value per 4x4 pixels: ~0.66 x sd per axis
+    assert bool(((field[..., 1:] - field[..., :-1]) < -1).any())  # somewhere a fold: neighbours swap places
     assert KINDS["fine_warp"].train is None and "fine warp 2" in CONTROLS
 
 

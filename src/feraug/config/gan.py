@@ -105,8 +105,6 @@ class RegularizeConfig(Strict):
     alternate_from_epoch: int | None = Field(None, ge=0, description="from this epoch (0-based) on, update D once "
                                              "every alternate_every steps (Pasini et al.: 10:1, 5:1)")  # fmt: skip
     alternate_every: int = Field(1, ge=1, description="D updates once per this many steps when alternating")
-    lambda_smooth: float = Field(10.0, ge=0.0, description="warp: mean squared difference of neighbouring "
-                                 "displacements; keeps the field from folding the face into smears")  # fmt: skip
     diffaugment: list[str] = Field(default_factory=list, description="DiffAugment ops on everything D sees "
                                    "(translation, cutout, brightness, contrast, color); [] = off")  # fmt: skip
     ada: bool = Field(False, description="adaptive augmentation: the ops' probability p steered by D's overfitting")
@@ -335,7 +333,8 @@ class ExpressionLossConfig(Strict):
     lambda_tv: float = Field(1.0, ge=0.0, description="attention: total variation of A (mean |neighbour "
                              "differences|), a smooth mask")  # fmt: skip
     lambda_smooth: float = Field(10.0, ge=0.0, description="warp: mean squared difference of neighbouring "
-                                 "displacements; keeps the field from folding the face into smears")  # fmt: skip
+                                 "displacements (a mean-squared-gradient penalty); keeps the field smooth, so it "
+                                 "does not fold the face into smears")  # fmt: skip
     diffaugment: list[str] = Field(default_factory=list, description="DiffAugment ops on everything D sees "
                                    "(translation, cutout, brightness, contrast, color); [] = off")  # fmt: skip
 

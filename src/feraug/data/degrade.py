@@ -167,8 +167,9 @@ def streaks(x: torch.Tensor, amplitude: torch.Tensor, g: torch.Generator | None)
 
 def warp(x: torch.Tensor, sd: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
     """A random smooth warp: each pixel moved by a displacement field of 4x4 random values per axis,
-    up-sampled bicubically, ``sd`` pixels; bilinear resampling, border clamped. It moves mouth, eyes and
-    brows at random: a change of shape that is no expression, the control for generators that warp."""
+    up-sampled bicubically, ``sd`` pixels (the sd of those values: interpolated, a pixel's displacement
+    spreads ~0.78 x ``sd`` per axis); bilinear resampling, border clamped. It moves mouth, eyes and brows at
+    random: a change of shape that is no expression, the control for generators that warp."""
     n, _, h, w = x.shape
     field = torch.randn((n, 2, 4, 4), generator=g, device=x.device, dtype=x.dtype)
     field = F.interpolate(field, size=(h, w), mode="bicubic", align_corners=False)
@@ -177,7 +178,8 @@ def warp(x: torch.Tensor, sd: torch.Tensor, g: torch.Generator | None) -> torch.
 
 def fine_warp(x: torch.Tensor, sd: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
     """A random warp on a field of one value per 4x4 pixels, up-sampled bilinearly (the resolution of the
-    expression family's warp head), ``sd`` pixels: neighbouring values can differ by more than their
+    expression family's warp head), ``sd`` pixels (of those values; a pixel's displacement spreads
+    ~0.66 x ``sd`` per axis after the interpolation): neighbouring values can differ by more than their
     spacing, so the face folds over itself into smears and stretched features, what a warping
     generator does when nothing keeps its field smooth."""
     n, _, h, w = x.shape
@@ -208,8 +210,8 @@ for _kind in (
     Kind("brightness", brightness, (-40.0, 40.0), "shift, grey levels"),
     Kind("contrast", contrast, (0.5, 1.6), "factor"),
     Kind("streaks", streaks, None, "sd, grey levels"),
-    Kind("warp", warp, None, "sd of the displacement, pixels"),
-    Kind("fine_warp", fine_warp, None, "sd of the displacement, pixels"),
+    Kind("warp", warp, None, "sd of the field's 4x4 values, pixels"),
+    Kind("fine_warp", fine_warp, None, "sd of the field's values (one per 4x4 pixels), pixels"),
 ):
     register(_kind)
 
@@ -235,6 +237,7 @@ CONTROLS: dict[str, tuple[tuple[str, float], ...]] = {
     "warp 2": (("warp", 2.0),),
     "fine warp 1": (("fine_warp", 1.0),),
     "fine warp 2": (("fine_warp", 2.0),),
+    "fine warp 4": (("fine_warp", 4.0),),
 }
 
 

@@ -55,8 +55,10 @@ def total_variation(mask: torch.Tensor) -> torch.Tensor:
 
 
 def field_roughness(field: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference of neighbouring displacements, both axes (pixels per pixel, squared): zero for
-    a rigid shift, and above ~1 where a field folds the face over itself (neighbours swap places)."""
+    """Mean squared difference of neighbouring displacements, both axes (pixels per pixel, squared): a
+    mean-squared-gradient penalty, zero for a rigid shift. It is no fold detector (a fold is local: two
+    neighbours' displacements differ by more than their spacing, 1 pixel), but a field kept smooth on
+    average has few places steep enough to fold."""
     across = (field[..., :, 1:] - field[..., :, :-1]).square().mean()
     down = (field[..., 1:, :] - field[..., :-1, :]).square().mean()
     return across + down
@@ -185,7 +187,8 @@ class ExpressionGAN:
                          networks: dict[str, nn.Module]) -> tuple[list[torch.Tensor], list[str]]:  # fmt: skip
         """Eight fixed real faces (one of each emotion first), then each into every emotion; under each row what
         changed: with attention output ``1 − A`` (white: redrawn, black: the input kept), with warp output how
-        far each pixel moved (white: ``max_shift`` pixels, black: not at all)."""
+        far each pixel moved (white: ``max_shift`` pixels along both axes, i.e. √2·max_shift; black: not at
+        all)."""
         G = networks["G"]  # noqa: N806
         x, y = batch["image"], batch["label"]
         first = [int(torch.nonzero(y == k)[0]) for k in range(N_EMOTIONS) if bool((y == k).any())]
@@ -194,14 +197,17 @@ class ExpressionGAN:
         rows, names = [x], ["real"]
         for k, name in enumerate(EMOTIONS):
             c = torch.full((x.shape[0],), k, device=x.device, dtype=torch.long)
-            fake, mask = G.forward_with_mask(x, c)
+            if G.output == "warp":
+                (fake, field), mask = G.forward_with_field(x, c), None
+            else:
+                fake, mask = G.forward_with_mask(x, c)
             rows.append(fake)
             names.append(f"-> {name.lower()}")
             if mask is not None:
                 rows.append(1.0 - 2.0 * mask)
                 names.append("  changed")
             elif G.output == "warp":
-                moved = G.displacement(x, c).norm(dim=1, keepdim=True) / (G.max_shift * 2**0.5)
+                moved = field.norm(dim=1, keepdim=True) / (G.max_shift * 2**0.5)
                 rows.append(2.0 * moved.clamp(0, 1) - 1.0)
                 names.append("  moved")
         return rows, names

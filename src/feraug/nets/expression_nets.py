@@ -111,7 +111,9 @@ class ExpressionGenerator(nn.Module):
     """``G(x, c)``: faces ``float [N, 1, H, W]`` in [-1, 1] and target emotions ``c`` -> edited faces.
 
     H and W must be multiples of 4. ``forward`` returns the face; ``forward_with_mask`` also ``A``
-    (``[N, 1, H, W]`` in [0, 1]; ``None`` for residual output).
+    (``[N, 1, H, W]`` in [0, 1]; ``None`` for residual and warp output); for warp output
+    ``forward_with_field`` returns the displacement field instead (``[N, 2, H, W]``, pixels; also
+    :meth:`displacement`).
     """
 
     def __init__(self, ngf: int = 64, n_blocks: int = 6, output: ExpressionOutput = "attention",
@@ -134,7 +136,7 @@ class ExpressionGenerator(nn.Module):
                        norm_layer("instance", ngf * mult * 2), nn.ReLU(inplace=True)]  # fmt: skip
         layers += [ResidualBlock(ngf * 4, "instance") for _ in range(n_blocks)]
         self._register_load_state_dict_pre_hook(self._refuse_unconditioned)
-        self.head: nn.Module
+        self.head: nn.Conv2d
         if output == "warp":  # the field from the H/4 features: no decoder
             self.body = nn.Sequential(*layers)
             self.head = nn.Conv2d(ngf * 4, 2, 3, padding=1)
@@ -163,10 +165,14 @@ class ExpressionGenerator(nn.Module):
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return self.forward_with_mask(x, c)[0]
 
-    def forward_with_mask(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The edited faces and, for attention output, the mask ``A`` (share of the input kept per pixel)."""
+    @staticmethod
+    def _check_size(x: torch.Tensor) -> None:
         if x.shape[-1] % 4 or x.shape[-2] % 4:
             raise ValueError(f"generator input must have H and W divisible by 4, got {tuple(x.shape[-2:])}")
+
+    def forward_with_mask(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The edited faces and, for attention output, the mask ``A`` (share of the input kept per pixel)."""
+        self._check_size(x)
         if self.output == "warp":
             return self.forward_with_field(x, c)[0], None
         h = self.head(self.body(self.stem(x, c)))
@@ -184,6 +190,7 @@ class ExpressionGenerator(nn.Module):
         """Warp output only: the field ``[N, 2, H, W]`` (x then y, pixels) that moves ``x`` toward emotion ``c``."""
         if self.output != "warp":
             raise ValueError(f"a displacement field exists only for warp output, not {self.output!r}")
+        self._check_size(x)
         field = self.max_shift * torch.tanh(self.head(self.body(self.stem(x, c))).float())
         return F.interpolate(field, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
 

@@ -132,22 +132,22 @@ class ExpressionGAN:
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             # generator step, D frozen
             D.requires_grad_(False)
+            edit_terms: torch.Tensor | float = 0.0  # what the output's own regularisers charge
             if G.output == "warp":
-                (fake, field), mask = G.forward_with_field(x, c), None
-                (rec, rec_field), rec_mask = G.forward_with_field(fake, y), None
+                fake, field = G.forward_with_field(x, c)
+                rec, rec_field = G.forward_with_field(fake, y)
+                rough = (field_roughness(field) + field_roughness(rec_field)) / 2
+                edit_terms = loss.lambda_smooth * rough
+                out["G/field_rough"], out["G/field_px"] = rough.detach(), field.detach().norm(dim=1).mean()
             else:
                 fake, mask = G.forward_with_mask(x, c)
                 rec, rec_mask = G.forward_with_mask(fake, y)
+                if mask is not None and rec_mask is not None:
+                    edit_terms = self._mask_terms([mask, rec_mask], out)
             scores, logits = D(self._view(fake, ctx))
             scores = emotion_scores(scores, c)
             adv, cls, cyc = self.adv.generator(scores), domain_classification_loss(logits, c), l1(rec, x)
-            total = adv + loss.lambda_cls * cls + loss.lambda_rec * cyc
-            if mask is not None and rec_mask is not None:
-                total = total + self._mask_terms([mask, rec_mask], out)
-            if G.output == "warp":
-                rough = (field_roughness(field) + field_roughness(rec_field)) / 2
-                total = total + loss.lambda_smooth * rough
-                out["G/field_rough"], out["G/field_px"] = rough.detach(), field.detach().norm(dim=1).mean()
+            total = adv + loss.lambda_cls * cls + loss.lambda_rec * cyc + edit_terms
             self.optimizers["G"].zero_grad(set_to_none=True)
             total.backward()
             self.optimizers["G"].step()
